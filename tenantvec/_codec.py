@@ -1,0 +1,148 @@
+"""Encoding of keys, records and batches, and validation of user payloads.
+
+Everything that crosses into LMDB is validated and encoded here first, so that a
+rejected call raises before any transaction begins.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .errors import DimensionMismatch, InvalidArgument, InvalidVector
+
+RESERVED_FIELDS = frozenset({"created_at", "updated_at"})
+
+_U64 = struct.Struct(">Q")
+pack_label = _U64.pack
+
+
+def unpack_label(b: bytes) -> int:
+    return _U64.unpack(b)[0]
+
+
+def packb(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpackb(b: bytes) -> Any:
+    return msgpack.unpackb(b, raw=False, strict_map_key=False)
+
+
+def labels_to_bytes(labels: np.ndarray) -> bytes:
+    return np.asarray(labels, dtype=">u8").tobytes()
+
+
+def labels_from_bytes(b: bytes) -> np.ndarray:
+    return np.frombuffer(b, dtype=">u8").astype(np.int64)
+
+
+def check_vectors(
+    vectors: object, dim: int, metric: str, tenant: str, *, what: str = "vector"
+) -> tuple[np.ndarray, bool]:
+    """Validate vectors and return them as a C-contiguous ``(n, dim)`` float32 array.
+
+    A 1-D input is one vector; the returned flag says whether it was 1-D.
+
+    :raises InvalidVector: wrong shape or type, NaN/inf, a zero vector under cosine.
+    :raises DimensionMismatch: a vector of the wrong dimension.
+    """
+    if isinstance(vectors, (str, bytes, dict)) or vectors is None:
+        raise InvalidVector(f"tenant {tenant!r}: {what}s must be an array of numbers, got {type(vectors).__name__}")
+    try:
+        arr = np.asarray(vectors)
+    except ValueError as exc:  # ragged nested lists
+        raise InvalidVector(f"tenant {tenant!r}: {what}s are ragged or malformed ({exc})") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise InvalidVector(f"tenant {tenant!r}: {what}s must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "b":
+        raise InvalidVector(f"tenant {tenant!r}: {what}s must be numeric, got booleans")
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidVector(f"tenant {tenant!r}: {what}s must be 1-D or 2-D, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InvalidVector(f"tenant {tenant!r}: no {what}s given (shape {arr.shape})")
+    if arr.shape[1] != dim:
+        raise DimensionMismatch(
+            f"tenant {tenant!r}: {what} 0 has dimension {arr.shape[1]}, expected {dim}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise InvalidVector(
+            f"tenant {tenant!r}: {what} {i} contains NaN or infinity (or overflows float32)"
+        )
+    if metric == "cosine":
+        zero = ~out.any(axis=1)
+        if zero.any():
+            i = int(np.argmax(zero))
+            raise InvalidVector(f"tenant {tenant!r}: {what} {i} is all zeros, which has no cosine direction")
+    if out is arr:
+        out = out.copy()  # never alias the caller's buffer into the index
+    return out, single
+
+
+def check_documents(documents: object, n: int, tenant: str) -> list[str | None]:
+    """Validate ``documents`` (``None`` or a list of ``str | None`` of length ``n``)."""
+    if documents is None:
+        return [None] * n
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise InvalidArgument(f"tenant {tenant!r}: documents must be a list of str, got {type(documents).__name__}")
+    if len(documents) != n:
+        raise InvalidArgument(f"tenant {tenant!r}: got {len(documents)} documents for {n} vectors")
+    for i, d in enumerate(documents):
+        if d is not None and not isinstance(d, str):
+            raise InvalidArgument(f"tenant {tenant!r}: document {i} must be a str or None, got {type(d).__name__}")
+    return list(documents)
+
+
+def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]]:
+    """Validate ``metadata``: ``None``, one dict (for a single vector) or a list of dicts.
+
+    Keys must be non-empty strings, not ``created_at``/``updated_at`` (system fields),
+    and every value must be something msgpack can hold.
+    """
+    if metadata is None:
+        return [{} for _ in range(n)]
+    if isinstance(metadata, dict) and n == 1:
+        metadata = [metadata]
+    if isinstance(metadata, (str, dict)) or not isinstance(metadata, Sequence):
+        raise InvalidArgument(f"tenant {tenant!r}: metadata must be a list of dicts, got {type(metadata).__name__}")
+    if len(metadata) != n:
+        raise InvalidArgument(f"tenant {tenant!r}: got {len(metadata)} metadata dicts for {n} vectors")
+    out = []
+    for i, m in enumerate(metadata):
+        if m is None:
+            out.append({})
+            continue
+        if not isinstance(m, dict):
+            raise InvalidArgument(f"tenant {tenant!r}: metadata {i} must be a dict, got {type(m).__name__} {m!r:.80}")
+        for key in m:
+            if not isinstance(key, str) or not key:
+                raise InvalidArgument(f"tenant {tenant!r}: metadata {i} has a key that is not a non-empty str: {key!r}")
+            if key in RESERVED_FIELDS:
+                raise InvalidArgument(
+                    f"tenant {tenant!r}: metadata {i} uses reserved system field {key!r}"
+                )
+            if key.startswith("$"):
+                raise InvalidArgument(f"tenant {tenant!r}: metadata {i} key {key!r} may not start with '$'")
+        try:
+            packb(m)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgument(f"tenant {tenant!r}: metadata {i} cannot be stored ({exc}): {m!r:.120}") from None
+        out.append(dict(m))
+    return out
+
+
+def check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+    return int(k)

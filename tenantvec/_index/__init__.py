@@ -1,0 +1,54 @@
+"""Vector index backends: exact numpy search for small tenants, hnswlib HNSW above.
+
+Both backends share one small interface (:class:`VectorIndex`) and one distance
+definition (hnswlib's): cosine = 1 - cosine similarity, ip = 1 - dot, l2 = squared
+Euclidean. Labels are the shard's int64 record labels; ids live above this layer.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from ._exact import ExactIndex, distances, prepare_query
+from ._hnsw import HnswIndex
+
+__all__ = ["VectorIndex", "ExactIndex", "HnswIndex", "distances", "prepare_query"]
+
+
+class VectorIndex(Protocol):
+    """What a shard needs from a vector index."""
+
+    kind: str
+
+    def __len__(self) -> int:
+        """Live (searchable) vectors."""
+
+    @property
+    def deleted(self) -> int:
+        """Tombstones still held (0 for backends that remove in place)."""
+
+    @property
+    def memory_bytes(self) -> int:
+        """Estimated resident bytes of the index."""
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under new labels (never re-used)."""
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Remove labels; unknown labels are ignored."""
+
+    def __contains__(self, label: int) -> bool:
+        """Whether ``label`` is live in the index."""
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Top-``k`` (labels, distances) per query row, nearest first."""
+
+    def get_vectors(self, labels: np.ndarray) -> np.ndarray:
+        """Stored vectors of live labels, as the index holds them (normalised for cosine)."""
+
+    def labels(self) -> np.ndarray:
+        """All live labels."""

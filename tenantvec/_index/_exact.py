@@ -1,0 +1,149 @@
+"""Exact (brute-force) search over a dense numpy matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_INITIAL_CAPACITY = 64
+
+
+def prepare_query(metric: str, queries: np.ndarray) -> np.ndarray:
+    """Normalise query rows for cosine; other metrics use them as given."""
+    if metric == "cosine":
+        return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries
+
+
+def distances(metric: str, mat: np.ndarray, queries: np.ndarray, sq: np.ndarray | None) -> np.ndarray:
+    """(m, n) hnswlib-style distances between prepared ``queries`` and stored rows ``mat``.
+
+    ``sq`` holds the squared norms of ``mat`` rows for l2 (ignored otherwise).
+    """
+    dots = queries @ mat.T
+    if metric == "l2":
+        qsq = np.einsum("ij,ij->i", queries, queries)
+        d = (sq[None, :] - 2.0 * dots) + qsq[:, None]
+        np.maximum(d, 0.0, out=d)
+        return d
+    return 1.0 - dots
+
+
+def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` smallest entries of a 1-D array, ascending."""
+    n = dist.shape[0]
+    if k < n:
+        part = np.argpartition(dist, k - 1)[:k]
+    else:
+        part = np.arange(n)
+    order = part[np.argsort(dist[part], kind="stable")]
+    return order, dist[order]
+
+
+class ExactIndex:
+    """Dense float32 matrix with swap-remove deletes; answers are exact."""
+
+    kind = "exact"
+
+    def __init__(self, dim: int, metric: str, capacity: int = _INITIAL_CAPACITY) -> None:
+        self.dim = dim
+        self.metric = metric
+        cap = max(capacity, 1)
+        self._mat = np.empty((cap, dim), dtype=np.float32)
+        self._labels = np.empty(cap, dtype=np.int64)
+        self._sq = np.empty(cap, dtype=np.float32) if metric == "l2" else None
+        self._row: dict[int, int] = {}
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __contains__(self, label: int) -> bool:
+        return int(label) in self._row
+
+    @property
+    def deleted(self) -> int:
+        return 0
+
+    @property
+    def memory_bytes(self) -> int:
+        per_row = self._mat.itemsize * self.dim + 8 + (4 if self._sq is not None else 0)
+        return self._mat.shape[0] * per_row + 100 * len(self._row)
+
+    def _grow(self, need: int) -> None:
+        cap = self._mat.shape[0]
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        mat = np.empty((new_cap, self.dim), dtype=np.float32)
+        mat[: self._n] = self._mat[: self._n]
+        labels = np.empty(new_cap, dtype=np.int64)
+        labels[: self._n] = self._labels[: self._n]
+        self._mat, self._labels = mat, labels
+        if self._sq is not None:
+            sq = np.empty(new_cap, dtype=np.float32)
+            sq[: self._n] = self._sq[: self._n]
+            self._sq = sq
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        n = len(labels)
+        self._grow(self._n + n)
+        rows = prepare_query(self.metric, vectors)
+        s = slice(self._n, self._n + n)
+        self._mat[s] = rows
+        self._labels[s] = labels
+        if self._sq is not None:
+            self._sq[s] = np.einsum("ij,ij->i", rows, rows)
+        row = self._row
+        for i, lab in enumerate(labels.tolist(), start=self._n):
+            row[lab] = i
+        self._n += n
+
+    def remove(self, labels: np.ndarray) -> None:
+        row = self._row
+        for lab in np.asarray(labels).tolist():
+            i = row.pop(lab, None)
+            if i is None:
+                continue
+            last = self._n - 1
+            if i != last:
+                moved = int(self._labels[last])
+                self._mat[i] = self._mat[last]
+                self._labels[i] = moved
+                if self._sq is not None:
+                    self._sq[i] = self._sq[last]
+                row[moved] = i
+            self._n = last
+
+    def labels(self) -> np.ndarray:
+        return self._labels[: self._n].copy()
+
+    def _rows_of(self, labels: np.ndarray) -> np.ndarray:
+        row = self._row
+        return np.fromiter(
+            (row[lab] for lab in np.asarray(labels).tolist() if lab in row), dtype=np.int64
+        )
+
+    def get_vectors(self, labels: np.ndarray) -> np.ndarray:
+        return self._mat[self._rows_of(labels)]
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        n = self._n
+        if allowed is None:
+            mat, labels = self._mat[:n], self._labels[:n]
+            sq = self._sq[:n] if self._sq is not None else None
+        else:
+            rows = self._rows_of(allowed)
+            mat, labels = self._mat[rows], self._labels[rows]
+            sq = self._sq[rows] if self._sq is not None else None
+        if len(labels) == 0:
+            empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+            return [empty for _ in range(len(queries))]
+        dist = distances(self.metric, mat, prepare_query(self.metric, queries), sq)
+        k = min(k, len(labels))
+        out = []
+        for row_d in dist:
+            idx, d = top_k(row_d, k)
+            out.append((labels[idx], d))
+        return out

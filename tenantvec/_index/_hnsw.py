@@ -1,0 +1,170 @@
+"""hnswlib HNSW index with tombstones, growth by resizing, and queries that never raise
+hnswlib's "contiguous 2D array" error at callers."""
+
+from __future__ import annotations
+
+import logging
+
+import hnswlib
+import numpy as np
+
+from ._exact import distances, prepare_query, top_k
+
+log = logging.getLogger("tenantvec")
+
+# hnswlib allocates 65,536 label-operation mutexes per index (~2.5 MiB), plus one
+# mutex, one level byte-count, one link-list pointer and a hash-map slot per element.
+_FIXED_BYTES = 65536 * 40
+_PER_ELEMENT_OVERHEAD = 40 + 4 + 8 + 48 + 2
+
+
+def hnsw_memory_estimate(dim: int, m: int, capacity: int) -> int:
+    """Resident bytes of an hnswlib index with ``capacity`` slots (measured layout)."""
+    level0 = (2 * m) * 4 + 4 + dim * 4 + 8
+    upper = ((m * 4 + 4) * capacity) // max(m - 1, 1)
+    return _FIXED_BYTES + capacity * (level0 + _PER_ELEMENT_OVERHEAD) + upper
+
+
+class HnswIndex:
+    """hnswlib index plus the bookkeeping hnswlib does not expose (tombstone labels)."""
+
+    kind = "hnsw"
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str,
+        *,
+        m: int,
+        ef_construction: int,
+        ef: int,
+        capacity: int = 1024,
+    ) -> None:
+        self.dim = dim
+        self.metric = metric
+        self.m = m
+        self.ef_construction = ef_construction
+        self.ef = ef
+        self._index = hnswlib.Index(space=metric, dim=dim)
+        self._index.init_index(
+            max_elements=max(capacity, 16), ef_construction=ef_construction, M=m, random_seed=100
+        )
+        self._index.set_ef(ef)
+        self._deleted: set[int] = set()
+
+    # -- persistence ------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        path: str,
+        dim: int,
+        metric: str,
+        *,
+        m: int,
+        ef_construction: int,
+        ef: int,
+        deleted: np.ndarray,
+    ) -> HnswIndex:
+        """Load a snapshot written by :meth:`save` (the caller has checked its checksum)."""
+        self = cls.__new__(cls)
+        self.dim, self.metric, self.m = dim, metric, m
+        self.ef_construction, self.ef = ef_construction, ef
+        self._index = hnswlib.Index(space=metric, dim=dim)
+        self._index.load_index(path)
+        self._index.set_ef(ef)
+        self._deleted = set(np.asarray(deleted, dtype=np.int64).tolist())
+        return self
+
+    def save(self, path: str) -> None:
+        """Write the index to ``path`` (the caller makes it atomic)."""
+        self._index.save_index(path)
+
+    def deleted_labels(self) -> np.ndarray:
+        return np.fromiter(sorted(self._deleted), dtype=np.int64, count=len(self._deleted))
+
+    @property
+    def element_count(self) -> int:
+        return int(self._index.element_count)
+
+    # -- interface --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._index.element_count) - len(self._deleted)
+
+    @property
+    def deleted(self) -> int:
+        return len(self._deleted)
+
+    @property
+    def memory_bytes(self) -> int:
+        return hnsw_memory_estimate(self.dim, self.m, int(self._index.max_elements)) + 64 * len(
+            self._deleted
+        )
+
+    def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:
+        need = int(self._index.element_count) + len(labels)
+        cap = int(self._index.max_elements)
+        if need > cap:
+            self._index.resize_index(max(need, cap * 2))
+        self._index.add_items(vectors, labels, num_threads=num_threads)
+
+    def remove(self, labels: np.ndarray) -> None:
+        for lab in np.asarray(labels).tolist():
+            if lab in self._deleted:
+                continue
+            try:
+                self._index.mark_deleted(lab)
+            except RuntimeError:  # unknown label: nothing to remove
+                continue
+            self._deleted.add(lab)
+
+    def labels(self) -> np.ndarray:
+        ids = np.asarray(self._index.get_ids_list(), dtype=np.int64)
+        if self._deleted:
+            ids = ids[~np.isin(ids, self.deleted_labels())]
+        return np.sort(ids)
+
+    def get_vectors(self, labels: np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(labels) == 0:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return np.asarray(self._index.get_items(labels.tolist(), return_type="numpy"), dtype=np.float32)
+
+    def search(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        live = len(self) if allowed is None else len(allowed)
+        k = min(k, live)
+        if k <= 0:
+            empty = (np.empty(0, np.int64), np.empty(0, np.float32))
+            return [empty for _ in range(len(queries))]
+        filt = None
+        if allowed is not None:
+            filt = set(np.asarray(allowed).tolist()).__contains__
+        elif self._deleted:
+            filt = None  # hnswlib skips tombstones itself
+        ef = max(self.ef, k)
+        while True:
+            try:
+                if ef != self.ef:
+                    self._index.set_ef(ef)
+                labels, dists = self._index.knn_query(queries, k=k, num_threads=1, filter=filt)
+                return [(labels[i].astype(np.int64), dists[i]) for i in range(len(queries))]
+            except RuntimeError:
+                # Fewer than k reachable hits (tombstones or a selective filter): widen
+                # the beam; past the live count, exact search is both right and cheaper.
+                if ef >= live:
+                    break
+                ef = min(ef * 4, max(live, k))
+            finally:
+                if ef != self.ef:
+                    self._index.set_ef(self.ef)
+        log.debug("hnsw search fell back to exact scan (k=%d, live=%d)", k, live)
+        cand = self.labels() if allowed is None else np.asarray(allowed, dtype=np.int64)
+        vecs = self.get_vectors(cand)
+        dist = distances(self.metric, vecs, prepare_query(self.metric, queries),
+                         np.einsum("ij,ij->i", vecs, vecs) if self.metric == "l2" else None)
+        out = []
+        for row in dist:
+            idx, d = top_k(row, k)
+            out.append((cand[idx], d))
+        return out

@@ -1,0 +1,215 @@
+"""ShardManager: which tenants are hot, under a memory budget and a hot-shard limit.
+
+Hot = LMDB environment open and index in memory; cold = files only. ``pin`` loads a
+tenant on first access and marks it in use; ``unpin`` releases it. When ``max_hot`` or
+the memory budget would be exceeded, least-recently-used unpinned shards are closed
+(flushing their index snapshot first). A pinned shard is never evicted. Loads and
+closes run outside the manager lock; a per-tenant transition event keeps a tenant from
+being opened twice (LMDB forbids two environments on one file in one process).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ._shard import Shard
+from .errors import StoreClosed
+
+log = logging.getLogger("tenantvec")
+
+_FDS_PER_SHARD = 3  # data.mdb, lock.mdb, and a snapshot being read or written
+_FD_RESERVE = 48
+
+
+def fd_capped_max_hot(max_hot: int) -> int:
+    """``max_hot`` lowered so hot shards fit in the process's open-file limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_hot
+    cap = max(1, (soft - _FD_RESERVE) // _FDS_PER_SHARD)
+    if cap < max_hot:
+        log.warning("max_hot lowered from %d to %d to fit the open-file limit of %d", max_hot, cap, soft)
+    return min(max_hot, cap)
+
+
+class ShardManager:
+    """LRU of hot shards for one store. Thread-safe."""
+
+    def __init__(self, opener: Callable[[str], Shard], *, max_hot: int, memory_budget: int) -> None:
+        self._opener = opener
+        self.max_hot = fd_capped_max_hot(max_hot)
+        self.memory_budget = memory_budget
+        self._lock = threading.Lock()
+        self._hot: OrderedDict[str, Shard] = OrderedDict()
+        self._transit: dict[str, threading.Event] = {}
+        self._closed = False
+        self.loads = self.evictions = self.hits = self.misses = 0
+
+    # ------------------------------------------------------------------ pinning
+    def pin(self, tenant_id: str) -> Shard:
+        """Return the tenant's hot shard, loading it if needed, with one more pin.
+
+        :raises TenantNotFound, CorruptShard: from opening the shard.
+        """
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                shard = self._hot.get(tenant_id)
+                if shard is not None:
+                    self._hot.move_to_end(tenant_id)
+                    shard.pins += 1
+                    self.hits += 1
+                    return shard
+                event = self._transit.get(tenant_id)
+                if event is None:
+                    event = self._transit[tenant_id] = threading.Event()
+                    self.misses += 1
+                    break
+            event.wait()
+        try:
+            shard = self._opener(tenant_id)
+        except BaseException:
+            with self._lock:
+                del self._transit[tenant_id]
+            event.set()
+            raise
+        with self._lock:
+            shard.pins = 1
+            self._hot[tenant_id] = shard
+            del self._transit[tenant_id]
+            self.loads += 1
+            victims = self._select_victims_locked()
+        event.set()
+        self._close_victims(victims)
+        return shard
+
+    def unpin(self, shard: Shard, *, wrote: bool = False) -> None:
+        """Release a pin; after a write, re-check the memory budget."""
+        with self._lock:
+            shard.pins -= 1
+            victims = self._select_victims_locked() if wrote else []
+        self._close_victims(victims)
+
+    def _select_victims_locked(self) -> list[tuple[str, Shard, threading.Event]]:
+        total = sum(s.memory_bytes for s in self._hot.values())
+        victims = []
+        for tid, shard in list(self._hot.items()):
+            if len(self._hot) <= self.max_hot and total <= self.memory_budget:
+                break
+            if shard.pins or tid in self._transit:
+                continue
+            del self._hot[tid]
+            event = self._transit[tid] = threading.Event()
+            total -= shard.memory_bytes
+            victims.append((tid, shard, event))
+        if total > self.memory_budget and len(self._hot) > 0 and not victims:
+            log.debug("memory budget exceeded by pinned shards (%d > %d bytes)", total, self.memory_budget)
+        return victims
+
+    def _close_victims(self, victims: list[tuple[str, Shard, threading.Event]]) -> None:
+        for tid, shard, event in victims:
+            try:
+                shard.close()
+            except Exception:
+                log.exception("tenant %r: error while evicting", tid)
+            finally:
+                with self._lock:
+                    del self._transit[tid]
+                    self.evictions += 1
+                event.set()
+
+    # ------------------------------------------------------------------ explicit control
+    def evict(self, tenant_id: str, *, wait: bool = True) -> bool:
+        """Close a tenant's shard if hot, waiting for running calls to finish.
+
+        Returns whether it was hot. Used before dropping or re-opening a tenant.
+        """
+        while True:
+            with self._lock:
+                event = self._transit.get(tenant_id)
+                shard = self._hot.get(tenant_id)
+                if event is None:
+                    if shard is None:
+                        return False
+                    if not shard.pins:
+                        del self._hot[tenant_id]
+                        event = self._transit[tenant_id] = threading.Event()
+                        break
+                    event = None
+            if event is not None:
+                event.wait()
+            elif wait:
+                threading.Event().wait(0.001)
+            else:
+                return False
+        self._close_victims([(tenant_id, shard, event)])
+        return True
+
+    def hot(self) -> dict[str, Shard]:
+        """Snapshot of hot shards (most recently used last)."""
+        with self._lock:
+            return dict(self._hot)
+
+    def is_hot(self, tenant_id: str) -> bool:
+        with self._lock:
+            return tenant_id in self._hot
+
+    def flush(self) -> int:
+        """Write every dirty snapshot; returns how many were written."""
+        written = 0
+        for tid in list(self.hot()):
+            try:
+                shard = self.pin(tenant_id=tid)
+            except Exception:
+                continue
+            try:
+                written += shard.flush()
+                shard.sync()
+            finally:
+                self.unpin(shard)
+        return written
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            memory = sum(s.memory_bytes for s in self._hot.values())
+            lookups = self.hits + self.misses
+            return {
+                "hot": len(self._hot),
+                "loads": self.loads,
+                "evictions": self.evictions,
+                "hits": self.hits,
+                "misses": self.misses,
+                "hit_rate": self.hits / lookups if lookups else 0.0,
+                "memory_bytes": memory,
+                "memory_budget": self.memory_budget,
+                "max_hot": self.max_hot,
+            }
+
+    def close(self) -> None:
+        """Flush and close every hot shard. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        while True:
+            with self._lock:
+                pending = list(self._transit.values())
+                hot = list(self._hot.items())
+                self._hot.clear()
+            for ev in pending:
+                ev.wait()
+            if not hot:
+                if not pending:
+                    return
+                continue
+            for tid, shard in hot:
+                try:
+                    shard.close()
+                except Exception:
+                    log.exception("tenant %r: error while closing", tid)

@@ -1,0 +1,130 @@
+"""Validated, frozen store options (one object, checked once at construction)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidArgument
+
+METRICS = ("cosine", "l2", "ip")
+DURABILITY = ("full", "process")
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: int | str, name: str = "memory_budget") -> int:
+    """Parse ``"1GiB"``, ``"512MB"``, ``"2.5 GiB"`` or a byte count into bytes.
+
+    :raises InvalidArgument: for anything else, naming the value.
+    """
+    if isinstance(value, bool):
+        raise InvalidArgument(f"{name}: expected bytes or a size like '1GiB', got {value!r}")
+    if isinstance(value, int):
+        if value <= 0:
+            raise InvalidArgument(f"{name}: must be positive, got {value!r}")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        unit = m.group(2).lower() if m else None
+        if m and unit in _UNITS:
+            size = int(float(m.group(1)) * _UNITS[unit])
+            if size > 0:
+                return size
+    raise InvalidArgument(
+        f"{name}: expected bytes or a size like '1GiB' or '512MB', got {value!r}"
+    )
+
+
+def check_dim(dim: object) -> int:
+    """Validate a vector dimension."""
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65536:
+        raise InvalidArgument(f"dim must be an integer between 1 and 65536, got {dim!r}")
+    return dim
+
+
+def check_metric(metric: object) -> str:
+    """Validate a metric name."""
+    if metric not in METRICS:
+        raise InvalidArgument(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    return metric  # type: ignore[return-value]
+
+
+def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (
+        hi is not None and value > hi
+    ):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise InvalidArgument(f"{name} must be an integer {bound}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class HnswParams:
+    """HNSW construction and search parameters (hnswlib's ``M``, ``ef_construction``, ``ef``)."""
+
+    m: int = 16
+    ef_construction: int = 200
+    ef: int = 96
+
+    def __post_init__(self) -> None:
+        _check_int("hnsw m", self.m, 2, 256)
+        _check_int("hnsw ef_construction", self.ef_construction, 8)
+        _check_int("hnsw ef", self.ef, 1)
+
+
+@dataclass(frozen=True)
+class StoreOptions:
+    """Everything a :class:`~tenantvec.Store` is configured with, validated once.
+
+    ``dim``/``metric`` are ``None`` when the caller did not pass them explicitly; the
+    store then uses the persisted defaults (or 384/cosine for a new store).
+    """
+
+    dim: int | None = None
+    metric: str | None = None
+    memory_budget: int = 1024**3
+    max_hot: int = 256
+    readonly: bool = False
+    durability: str = "full"
+    hnsw_threshold: int = 2048
+    hnsw: HnswParams = HnswParams()
+    compact_threshold: float = 0.5
+    map_size: int = 16 * 1024**2
+
+    def __post_init__(self) -> None:
+        if self.dim is not None:
+            check_dim(self.dim)
+        if self.metric is not None:
+            check_metric(self.metric)
+        object.__setattr__(self, "memory_budget", parse_size(self.memory_budget))
+        _check_int("max_hot", self.max_hot, 1)
+        if not isinstance(self.readonly, bool):
+            raise InvalidArgument(f"readonly must be a bool, got {self.readonly!r}")
+        if self.durability not in DURABILITY:
+            raise InvalidArgument(
+                f"durability must be one of {', '.join(DURABILITY)}; got {self.durability!r}"
+            )
+        _check_int("hnsw_threshold", self.hnsw_threshold, 0)
+        if not isinstance(self.hnsw, HnswParams):
+            raise InvalidArgument(f"hnsw must be a HnswParams, got {self.hnsw!r}")
+        ct = self.compact_threshold
+        if isinstance(ct, bool) or not isinstance(ct, (int, float)) or not 0 < ct <= 1:
+            raise InvalidArgument(f"compact_threshold must be in (0, 1], got {ct!r}")
+        object.__setattr__(self, "map_size", parse_size(self.map_size, "map_size"))

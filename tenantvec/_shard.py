@@ -1,0 +1,805 @@
+"""Shard: one tenant = one LMDB environment (source of truth) + one vector index.
+
+LMDB layout (named databases inside ``<tenant dir>/data.mdb``)::
+
+    meta   b"format" b"tenant" b"uuid" b"dim" b"metric" b"kind" b"seq" b"next_label"
+           b"ckpt" b"active" b"created" b"last_write" b"hnsw"     -> msgpack values
+    ids    record id (utf-8)            -> label (8-byte big-endian)
+    recs   label                        -> msgpack [id, metadata, document, created, updated]
+    vecs   label                        -> float32 vector bytes (as given, not normalised)
+    oplog  seq (8-byte big-endian)      -> msgpack [op, labels]  (HNSW shards only)
+    pidx   payload index keys           -> b""  (see _payload)
+    wm     working memory               -> (see tenantvec.memory)
+
+Labels are never re-used; an upsert gives the record a new label and tombstones the
+old one. The HNSW snapshot (``index.hnsw``) is derived: ``meta[ckpt]`` records the
+sequence number, size and CRC32 it reflects, and on open the shard loads it and replays
+``oplog`` after that sequence, or rebuilds from ``vecs`` when anything disagrees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import lmdb
+import numpy as np
+
+from . import _payload
+from ._codec import (
+    check_documents,
+    check_k,
+    check_metadata,
+    check_vectors,
+    labels_from_bytes,
+    labels_to_bytes,
+    pack_label,
+    packb,
+    unpack_label,
+    unpackb,
+)
+from ._filters import MISSING, Node, compile_predicate, parse_filter
+from ._ids import check_record_ids, new_record_id
+from ._index import ExactIndex, HnswIndex
+from ._options import StoreOptions
+from ._planner import plan_query
+from ._rwlock import RWLock
+from ._types import Hit, QueryPlan, Record, TenantInfo
+from .errors import (
+    CorruptShard,
+    DuplicateId,
+    InvalidArgument,
+    ReadOnlyStore,
+    StoreClosed,
+    TenantVecError,
+)
+
+log = logging.getLogger("tenantvec")
+
+FORMAT_VERSION = 1
+INDEX_FILE = "index.hnsw"
+_DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "pidx", "wm")
+_READER_MAP_SIZE = 1 << 36  # readers only reserve address space; the file is not grown
+_MAX_MAP_SIZE = 1 << 40
+
+
+def _record_get(rec: list, field: str) -> Any:
+    if field == "created_at":
+        return rec[3]
+    if field == "updated_at":
+        return rec[4]
+    return rec[1].get(field, MISSING)
+
+
+def compile_where(where: object) -> tuple[Node, Callable[[list], bool]] | None:
+    """Validate a ``where`` filter and compile it against stored records."""
+    if where is None:
+        return None
+    node = parse_filter(where)
+    return node, compile_predicate(node, _record_get)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _crc_of(fd: int) -> tuple[int, int]:
+    crc, size = 0, 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return crc, size
+        crc = zlib.crc32(chunk, crc)
+        size += len(chunk)
+
+
+class Shard:
+    """One tenant's storage. Thread-safe: reads share a lock, writes take it alone.
+
+    Shards are created and opened by the :class:`~tenantvec._manager.ShardManager`;
+    nothing above it touches LMDB or hnswlib.
+    """
+
+    def __init__(self, path: str, tenant_id: str, opts: StoreOptions, readonly: bool) -> None:
+        self.path = path
+        self.tenant_id = tenant_id
+        self.opts = opts
+        self.readonly = readonly
+        self.pins = 0  # managed by the ShardManager under its lock
+        self._lock = RWLock()
+        self._flush_lock = threading.Lock()
+        self._closed = False
+        self._env: lmdb.Environment | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def create(cls, path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions) -> None:
+        """Initialise an empty shard in directory ``path`` (which must exist and be empty)."""
+        env = lmdb.open(path, map_size=opts.map_size, max_dbs=len(_DB_NAMES), sync=True)
+        try:
+            meta = env.open_db(b"meta")
+            for name in _DB_NAMES[1:]:
+                env.open_db(name.encode())
+            now = time.time()
+            values = {
+                b"format": FORMAT_VERSION,
+                b"tenant": tenant_id,
+                b"uuid": uuid.uuid4().hex,
+                b"dim": dim,
+                b"metric": metric,
+                b"kind": "exact",
+                b"seq": 0,
+                b"next_label": 0,
+                b"active": True,
+                b"created": now,
+                b"last_write": None,
+                b"hnsw": {"m": opts.hnsw.m, "ef_construction": opts.hnsw.ef_construction},
+            }
+            with env.begin(write=True, db=meta) as txn:
+                for key, value in values.items():
+                    txn.put(key, packb(value))
+            env.sync(True)
+        finally:
+            env.close()
+
+    @classmethod
+    def open(cls, path: str, tenant_id: str, opts: StoreOptions, readonly: bool) -> Shard:
+        """Open a shard, check its identity and load (or heal) its index.
+
+        :raises CorruptShard: the stored tenant id differs, the format is unknown, or LMDB
+            cannot open the environment.
+        """
+        self = cls(path, tenant_id, opts, readonly)
+        try:
+            self._env = lmdb.open(
+                path,
+                map_size=_READER_MAP_SIZE if readonly else opts.map_size,
+                max_dbs=len(_DB_NAMES),
+                readonly=readonly,
+                create=False,
+                sync=opts.durability == "full",
+                metasync=opts.durability == "full",
+                readahead=False,
+                max_readers=512,
+            )
+        except lmdb.Error as exc:
+            raise CorruptShard(f"tenant {tenant_id!r}: cannot open LMDB environment in {path}: {exc}") from exc
+        try:
+            self._open_dbs()
+            with self._env.begin() as txn:
+                self._load_meta(txn)
+                self._load_index(txn)
+        except BaseException:
+            self._env.close()
+            raise
+        return self
+
+    def _open_dbs(self) -> None:
+        env = self._env
+        try:
+            dbs = {name: env.open_db(name.encode(), create=False) for name in _DB_NAMES}
+        except lmdb.Error as exc:
+            raise CorruptShard(f"tenant {self.tenant_id!r}: missing LMDB database in {self.path}: {exc}") from exc
+        self._meta, self._ids, self._recs = dbs["meta"], dbs["ids"], dbs["recs"]
+        self._vecs, self._oplog, self._pidx, self.wm_db = dbs["vecs"], dbs["oplog"], dbs["pidx"], dbs["wm"]
+
+    def _get_meta(self, txn: lmdb.Transaction, key: bytes, default: Any = MISSING) -> Any:
+        raw = txn.get(key, db=self._meta)
+        if raw is None:
+            if default is MISSING:
+                raise CorruptShard(f"tenant {self.tenant_id!r}: shard metadata {key.decode()!r} is missing in {self.path}")
+            return default
+        return unpackb(raw)
+
+    def _load_meta(self, txn: lmdb.Transaction) -> None:
+        fmt = self._get_meta(txn, b"format")
+        if fmt != FORMAT_VERSION:
+            raise CorruptShard(
+                f"tenant {self.tenant_id!r}: shard format {fmt!r} is not supported (this tenantvec reads {FORMAT_VERSION})"
+            )
+        stored = self._get_meta(txn, b"tenant")
+        if stored != self.tenant_id:
+            raise CorruptShard(
+                f"tenant {self.tenant_id!r}: shard in {self.path} belongs to tenant {stored!r}; refusing to serve it"
+            )
+        self.uuid: str = self._get_meta(txn, b"uuid")
+        self.dim: int = self._get_meta(txn, b"dim")
+        self.metric: str = self._get_meta(txn, b"metric")
+        self.kind: str = self._get_meta(txn, b"kind")
+        self._seq: int = self._get_meta(txn, b"seq")
+        self._next_label: int = self._get_meta(txn, b"next_label")
+        self.active: bool = self._get_meta(txn, b"active", True)
+        self._last_write: float | None = self._get_meta(txn, b"last_write", None)
+        hp = self._get_meta(txn, b"hnsw")
+        self._hnsw_m, self._hnsw_efc = int(hp["m"]), int(hp["ef_construction"])
+        ckpt = self._get_meta(txn, b"ckpt", None)
+        self._ckpt_seq: int = ckpt["seq"] if ckpt else -1
+
+    # ------------------------------------------------------------------ index build
+    def _new_hnsw(self, capacity: int) -> HnswIndex:
+        return HnswIndex(
+            self.dim, self.metric, m=self._hnsw_m, ef_construction=self._hnsw_efc,
+            ef=self.opts.hnsw.ef, capacity=capacity,
+        )
+
+    def _read_all_vectors(self, txn: lmdb.Transaction) -> tuple[np.ndarray, np.ndarray]:
+        keys, vals = [], []
+        for k, v in txn.cursor(db=self._vecs):
+            keys.append(k)
+            vals.append(v)
+        labels = labels_from_bytes(b"".join(keys))
+        mat = np.frombuffer(b"".join(vals), dtype=np.float32)
+        if mat.size != len(labels) * self.dim:
+            raise CorruptShard(f"tenant {self.tenant_id!r}: stored vectors do not have dimension {self.dim}")
+        return labels, mat.reshape(len(labels), self.dim)
+
+    def _rebuild_index(self, txn: lmdb.Transaction) -> None:
+        labels, mat = self._read_all_vectors(txn)
+        if self.kind == "hnsw":
+            index: ExactIndex | HnswIndex = self._new_hnsw(max(len(labels), 1024))
+            if len(labels):
+                index.add(labels, mat, num_threads=-1)
+        else:
+            index = ExactIndex(self.dim, self.metric, capacity=max(len(labels), 64))
+            if len(labels):
+                index.add(labels, mat)
+        self.index = index
+        self._loaded_seq = self._seq
+
+    def _load_index(self, txn: lmdb.Transaction) -> None:
+        self._loaded_seq = self._seq
+        if self.kind == "exact":
+            self._rebuild_index(txn)
+            self._dirty = False
+            return
+        why = self._try_load_snapshot(txn)
+        if why is not None:
+            count = txn.stat(self._ids)["entries"]
+            if why != "missing" or count:
+                log.warning("tenant %r: index snapshot %s; rebuilding %d vectors from LMDB", self.tenant_id, why, count)
+            self._rebuild_index(txn)
+            self._dirty = True
+        else:
+            self._dirty = self._ckpt_seq != self._seq
+        live = txn.stat(self._ids)["entries"]
+        if len(self.index) != live:  # never serve an index that disagrees with LMDB
+            log.warning("tenant %r: index holds %d vectors but LMDB %d; rebuilding", self.tenant_id, len(self.index), live)
+            self._rebuild_index(txn)
+            self._dirty = True
+
+    def _try_load_snapshot(self, txn: lmdb.Transaction) -> str | None:
+        """Load index.hnsw and replay the op log; return why it could not be used, or None."""
+        ckpt = self._get_meta(txn, b"ckpt", None)
+        path = os.path.join(self.path, INDEX_FILE)
+        if ckpt is None:
+            return "missing"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return "is missing"
+        try:
+            crc, size = _crc_of(fd)
+            if size != ckpt["size"]:
+                return f"has {size} bytes, checkpoint says {ckpt['size']} (truncated or replaced)"
+            if crc != ckpt["crc"]:
+                return "fails its checksum"
+            if ckpt["seq"] > self._seq:
+                return f"is from a later checkpoint ({ckpt['seq']} > {self._seq})"
+            ops = self._oplog_after(txn, ckpt["seq"])
+            if ops is None:
+                return "is older than the operation log"
+            try:
+                index = HnswIndex.load(
+                    path, self.dim, self.metric, m=self._hnsw_m, ef_construction=self._hnsw_efc,
+                    ef=self.opts.hnsw.ef, deleted=labels_from_bytes(ckpt["deleted"]),
+                )
+            except (RuntimeError, ValueError, MemoryError) as exc:
+                return f"cannot be loaded ({exc})"
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                return "was replaced while loading"
+        finally:
+            os.close(fd)
+        if len(index) != ckpt["count"]:
+            return f"holds {len(index)} vectors, checkpoint says {ckpt['count']}"
+        self.index = index
+        for op, labels in ops:
+            self._replay(txn, op, labels)
+        return None
+
+    def _oplog_after(self, txn: lmdb.Transaction, seq: int) -> list[tuple[str, np.ndarray]] | None:
+        """Operations with sequence > ``seq``, or None when the log has a gap."""
+        out = []
+        expect = seq + 1
+        cur = txn.cursor(db=self._oplog)
+        if cur.set_range(pack_label(expect)):
+            for k, v in cur:
+                if unpack_label(k) != expect:
+                    return None
+                op, raw = unpackb(v)
+                out.append((op, labels_from_bytes(raw)))
+                expect += 1
+        return out if expect - 1 == self._seq else None
+
+    def _replay(self, txn: lmdb.Transaction, op: str, labels: np.ndarray) -> None:
+        if op == "d":
+            self.index.remove(labels)
+            return
+        keep, vecs = [], []
+        for lab in labels.tolist():
+            raw = txn.get(pack_label(lab), db=self._vecs)
+            if raw is not None:  # absent: deleted by a later operation
+                keep.append(lab)
+                vecs.append(raw)
+        if keep:
+            mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(keep), self.dim)
+            self.index.add(np.asarray(keep, dtype=np.int64), mat)
+
+    # ------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise ReadOnlyStore(f"tenant {self.tenant_id!r}: the store is open read-only")
+
+    def _write(self, body: Callable[[lmdb.Transaction], Any]) -> Any:
+        """Run ``body`` in a write transaction, growing the map and retrying when full."""
+        while True:
+            txn = self._env.begin(write=True)
+            try:
+                result = body(txn)
+                txn.commit()
+                return result
+            except lmdb.MapFullError:
+                txn.abort()
+                size = self._env.info()["map_size"]
+                if size >= _MAX_MAP_SIZE:
+                    raise TenantVecError(f"tenant {self.tenant_id!r}: LMDB map is at its {size} byte limit") from None
+                log.info("tenant %r: growing LMDB map from %d to %d bytes", self.tenant_id, size, size * 2)
+                self._env.set_mapsize(size * 2)
+            except BaseException:
+                txn.abort()
+                raise
+
+    def _refresh(self) -> None:
+        """Readonly shards: catch up with what the writer process committed since load."""
+        with self._env.begin() as txn:
+            seq = self._get_meta(txn, b"seq")
+        if seq == self._loaded_seq:
+            return
+        self._lock.acquire_write()
+        try:
+            with self._env.begin() as txn:
+                self._load_meta(txn)
+                ops = self._oplog_after(txn, self._loaded_seq) if self.kind == self.index.kind == "hnsw" else None
+                if ops is None:
+                    self._rebuild_index(txn)
+                else:
+                    for op, labels in ops:
+                        self._replay(txn, op, labels)
+                    self._loaded_seq = self._seq
+        finally:
+            self._lock.release_write()
+
+    def _begin_read(self) -> None:
+        self._check_open()
+        if self.readonly:
+            self._refresh()
+        self._lock.acquire_read()
+        if self._closed:
+            self._lock.release_read()
+            raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
+
+    def _decode(self, txn: lmdb.Transaction, label: int) -> list | None:
+        raw = txn.get(pack_label(label), db=self._recs)
+        return None if raw is None else unpackb(raw)
+
+    def _record(self, txn: lmdb.Transaction, lb: bytes, rec: list, include_vectors: bool) -> Record:
+        vec = None
+        if include_vectors:
+            vec = np.frombuffer(txn.get(lb, db=self._vecs), dtype=np.float32).copy()
+        return Record(rec[0], rec[1], rec[2], rec[3], rec[4], vec)
+
+    def _scan(self, txn: lmdb.Transaction, pred: Callable[[list], bool] | None) -> Iterator[tuple[bytes, list]]:
+        for lb, raw in txn.cursor(db=self._recs):
+            rec = unpackb(raw)
+            if pred is None or pred(rec):
+                yield lb, rec
+
+    # ------------------------------------------------------------------ writes
+    def put(
+        self,
+        vectors: object,
+        ids: object,
+        documents: object,
+        metadata: object,
+        *,
+        upsert: bool,
+    ) -> list[str]:
+        """Add (or upsert) records; returns their ids. Validation precedes the transaction."""
+        self._check_open()
+        self._check_writable()
+        tid = self.tenant_id
+        vecs, _ = check_vectors(vectors, self.dim, self.metric, tid)
+        n = len(vecs)
+        if ids is None:
+            if upsert:
+                raise InvalidArgument(f"tenant {tid!r}: upsert needs ids")
+            id_list = [new_record_id() for _ in range(n)]
+        else:
+            id_list = check_record_ids(ids, n, tid, unique=True)
+        docs = check_documents(documents, n, tid)
+        metas = check_metadata(metadata, n, tid)
+        now = time.time()
+        keys = [rid.encode("utf-8") for rid in id_list]
+
+        self._lock.acquire_write()
+        try:
+            self._check_open()
+            hnsw = self.kind == "hnsw"
+            upgrade = not hnsw and len(self.index) + n > self.opts.hnsw_threshold
+
+            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[int], int]:
+                old_labels: list[int] = []
+                created = [now] * n
+                for i, kb in enumerate(keys):
+                    old = txn.get(kb, db=self._ids)
+                    if old is None:
+                        continue
+                    if not upsert:
+                        raise DuplicateId(f"tenant {tid!r}: id {id_list[i]!r} already exists (use upsert to replace it)")
+                    rec = unpackb(txn.get(old, db=self._recs))
+                    created[i] = rec[3]
+                    self._delete_label(txn, old, rec)
+                    old_labels.append(unpack_label(old))
+                first = self._next_label
+                labels = np.arange(first, first + n, dtype=np.int64)
+                put = txn.put
+                for i, kb in enumerate(keys):
+                    lb = pack_label(first + i)
+                    rec = [id_list[i], metas[i], docs[i], created[i], now]
+                    put(kb, lb, db=self._ids)
+                    put(lb, packb(rec), db=self._recs)
+                    put(lb, vecs[i].tobytes(), db=self._vecs)
+                    _payload.add_entries(txn, self._pidx, lb, rec)
+                seq = self._seq
+                if hnsw:
+                    if old_labels:
+                        seq += 1
+                        put(pack_label(seq), packb(["d", labels_to_bytes(np.array(old_labels))]), db=self._oplog)
+                    seq += 1
+                    put(pack_label(seq), packb(["a", labels_to_bytes(labels)]), db=self._oplog)
+                else:
+                    seq += 1
+                meta = {b"seq": seq, b"next_label": first + n, b"last_write": now}
+                if upgrade:
+                    meta[b"kind"] = "hnsw"
+                for key, value in meta.items():
+                    put(key, packb(value), db=self._meta)
+                return labels, old_labels, seq
+
+            labels, old_labels, seq = self._write(body)
+            self._seq = self._loaded_seq = seq
+            self._next_label += n
+            self._last_write = now
+            self._apply(labels, vecs, old_labels, upgrade)
+        finally:
+            self._lock.release_write()
+        return id_list
+
+    def _apply(self, labels: np.ndarray, vecs: np.ndarray, removed: list[int], upgrade: bool) -> None:
+        """Mirror a committed write into the in-memory index."""
+        try:
+            if removed:
+                self.index.remove(np.asarray(removed, dtype=np.int64))
+            if upgrade:
+                old = self.index
+                index = self._new_hnsw(max(2 * (len(old) + len(labels)), 1024))
+                if len(old):
+                    index.add(old.labels(), old.get_vectors(old.labels()), num_threads=-1)
+                index.add(labels, vecs, num_threads=-1)
+                self.index = index
+                self.kind = "hnsw"
+                log.info("tenant %r: switched to an HNSW index at %d records", self.tenant_id, len(index))
+            elif len(labels):
+                self.index.add(labels, vecs)
+            if self.kind == "hnsw":
+                self._dirty = True
+        except Exception:
+            # LMDB committed; the index is now suspect. Rebuild it from LMDB.
+            log.exception("tenant %r: index update failed after commit; rebuilding from LMDB", self.tenant_id)
+            with self._env.begin() as txn:
+                self._rebuild_index(txn)
+            self._dirty = self.kind == "hnsw"
+
+    def _delete_label(self, txn: lmdb.Transaction, lb: bytes, rec: list) -> None:
+        txn.delete(lb, db=self._recs)
+        txn.delete(lb, db=self._vecs)
+        _payload.delete_entries(txn, self._pidx, lb, rec)
+
+    def delete(self, ids: object = None, where: object = None) -> int:
+        """Delete records by id and/or filter; returns how many were removed."""
+        self._check_open()
+        self._check_writable()
+        tid = self.tenant_id
+        if ids is None and where is None:
+            raise InvalidArgument(
+                f"tenant {tid!r}: delete() needs ids or where (where={{}} deletes every record)"
+            )
+        id_list = check_record_ids(ids, None, tid, unique=False) if ids is not None else None
+        compiled = compile_where(where)
+        self._lock.acquire_write()
+        try:
+            self._check_open()
+
+            def body(txn: lmdb.Transaction) -> tuple[list[int], int]:
+                targets: list[tuple[bytes, list]] = []
+                if id_list is not None:
+                    seen = set()
+                    for rid in id_list:
+                        lb = txn.get(rid.encode("utf-8"), db=self._ids)
+                        if lb is None or lb in seen:
+                            continue
+                        seen.add(lb)
+                        rec = unpackb(txn.get(lb, db=self._recs))
+                        if compiled is None or compiled[1](rec):
+                            targets.append((lb, rec))
+                else:
+                    targets = list(self._matching(txn, compiled))
+                if not targets:
+                    return [], self._seq
+                for lb, rec in targets:
+                    txn.delete(rec[0].encode("utf-8"), db=self._ids)
+                    self._delete_label(txn, lb, rec)
+                labels = [unpack_label(lb) for lb, _ in targets]
+                seq = self._seq + 1
+                if self.kind == "hnsw":
+                    txn.put(pack_label(seq), packb(["d", labels_to_bytes(np.array(labels))]), db=self._oplog)
+                now = time.time()
+                txn.put(b"seq", packb(seq), db=self._meta)
+                txn.put(b"last_write", packb(now), db=self._meta)
+                return labels, seq
+
+            labels, seq = self._write(body)
+            if labels:
+                self._seq = self._loaded_seq = seq
+                self._last_write = time.time()
+                self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), labels, False)
+            return len(labels)
+        finally:
+            self._lock.release_write()
+
+    def _matching(self, txn: lmdb.Transaction, compiled: tuple[Node, Callable] | None) -> Iterator[tuple[bytes, list]]:
+        """(label bytes, record) of every record matching a compiled filter, label order."""
+        if compiled is None:
+            yield from self._scan(txn, None)
+            return
+        node, pred = compiled
+        labels = _payload.lookup(txn, self._pidx, node, self._recs_count(txn))
+        if labels is None:
+            yield from self._scan(txn, pred)
+            return
+        for lab in labels.tolist():
+            lb = pack_label(lab)
+            raw = txn.get(lb, db=self._recs)
+            if raw is not None:
+                yield lb, unpackb(raw)
+
+    def _recs_count(self, txn: lmdb.Transaction) -> int:
+        return txn.stat(self._ids)["entries"]
+
+    def set_active(self, active: bool) -> None:
+        """Persist the tenant's active flag."""
+        self._check_writable()
+        with self._lock.write():
+            self._write(lambda txn: txn.put(b"active", packb(bool(active)), db=self._meta))
+            self.active = bool(active)
+
+    # ------------------------------------------------------------------ reads
+    def query(
+        self, queries: object, k: object, where: object = None, *, explain: bool = False
+    ) -> tuple[list[list[Hit]], bool, QueryPlan | None]:
+        """Nearest records to each query row; returns (hits per row, input was 1-D, plan)."""
+        self._check_open()
+        qs, single = check_vectors(queries, self.dim, self.metric, self.tenant_id, what="query vector")
+        k = check_k(k)
+        compiled = compile_where(where)
+        self._begin_read()
+        try:
+            with self._env.begin() as txn:
+                plan, results = plan_query(self, txn, qs, k, compiled)
+                out = []
+                for labels, dists in results:
+                    row = []
+                    for lab, d in zip(labels.tolist(), dists.tolist()):
+                        raw = txn.get(pack_label(lab), db=self._recs)
+                        if raw is None:  # readonly view raced a concurrent delete
+                            continue
+                        rec = unpackb(raw)
+                        row.append(Hit(rec[0], d, rec[1], rec[2]))
+                    out.append(row)
+        finally:
+            self._lock.release_read()
+        return out, single, plan if explain else None
+
+    def get(
+        self,
+        ids: object = None,
+        where: object = None,
+        limit: object = None,
+        offset: object = 0,
+        include_vectors: bool = False,
+    ) -> list[Record]:
+        """Records by id (in the order asked, unknown ids skipped) and/or by filter."""
+        self._check_open()
+        tid = self.tenant_id
+        id_list = check_record_ids(ids, None, tid, unique=False) if ids is not None else None
+        compiled = compile_where(where)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise InvalidArgument(f"tenant {tid!r}: limit must be a non-negative integer or None, got {limit!r}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise InvalidArgument(f"tenant {tid!r}: offset must be a non-negative integer, got {offset!r}")
+        out: list[Record] = []
+        self._begin_read()
+        try:
+            with self._env.begin() as txn:
+                if id_list is not None:
+                    pred = compiled[1] if compiled else None
+                    matches: Iterator[tuple[bytes, list]] = (
+                        (lb, rec)
+                        for lb, rec in (
+                            (lb, unpackb(txn.get(lb, db=self._recs)))
+                            for lb in (txn.get(r.encode("utf-8"), db=self._ids) for r in id_list)
+                            if lb is not None
+                        )
+                        if pred is None or pred(rec)
+                    )
+                else:
+                    matches = self._matching(txn, compiled)
+                skipped = 0
+                for lb, rec in matches:
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    if limit is not None and len(out) >= limit:
+                        break
+                    out.append(self._record(txn, lb, rec, include_vectors))
+        finally:
+            self._lock.release_read()
+        return out
+
+    def count(self, where: object = None) -> int:
+        """Number of live records (matching ``where`` when given)."""
+        self._check_open()
+        compiled = compile_where(where)
+        self._begin_read()
+        try:
+            with self._env.begin() as txn:
+                if compiled is None:
+                    return self._recs_count(txn)
+                node, pred = compiled
+                labels = _payload.lookup(txn, self._pidx, node, self._recs_count(txn))
+                if labels is not None:
+                    return len(labels)
+                return sum(1 for _ in self._scan(txn, pred))
+        finally:
+            self._lock.release_read()
+
+    def files_bytes(self) -> int:
+        total = 0
+        for name in ("data.mdb", "lock.mdb", INDEX_FILE):
+            try:
+                total += os.stat(os.path.join(self.path, name)).st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+    def info(self, state: str) -> TenantInfo:
+        self._begin_read()
+        try:
+            with self._env.begin() as txn:
+                count = self._recs_count(txn)
+            params: dict[str, Any] = {"hnsw_threshold": self.opts.hnsw_threshold}
+            if self.kind == "hnsw":
+                params.update(m=self._hnsw_m, ef_construction=self._hnsw_efc, ef=self.opts.hnsw.ef)
+            return TenantInfo(
+                tenant=self.tenant_id, count=count, dim=self.dim, metric=self.metric,
+                state=state, index_kind=self.index.kind, deleted=self.index.deleted,
+                bytes_on_disk=self.files_bytes(), memory_bytes=self.memory_bytes,
+                seq=self._seq, checkpoint_seq=self._ckpt_seq, last_write=self._last_write,
+                index_params=params,
+            )
+        finally:
+            self._lock.release_read()
+
+    @property
+    def memory_bytes(self) -> int:
+        """Accounted resident bytes of this shard's index."""
+        return self.index.memory_bytes
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty and not self.readonly
+
+    # ------------------------------------------------------------------ snapshots
+    def flush(self) -> bool:
+        """Write the HNSW snapshot if it is behind LMDB; returns whether one was written.
+
+        The snapshot is written to ``index.hnsw.partial``, fsynced and renamed over
+        ``index.hnsw``; only then is the checkpoint recorded in LMDB and the op log
+        before it pruned, so a crash at any point leaves a loadable state.
+        """
+        if self.readonly or self._closed:
+            return False
+        with self._flush_lock:
+            self._lock.acquire_write()
+            try:
+                if not self._dirty or self.kind != "hnsw":
+                    return False
+                self._write_snapshot()
+                return True
+            finally:
+                self._lock.release_write()
+
+    def _write_snapshot(self) -> None:
+        index = self.index
+        assert isinstance(index, HnswIndex)
+        final = os.path.join(self.path, INDEX_FILE)
+        partial = final + ".partial"
+        index.save(partial)
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            crc, size = _crc_of(fd)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(partial, final)
+        _fsync_dir(self.path)
+        seq = self._seq
+        ckpt = {
+            "seq": seq, "size": size, "crc": crc, "count": len(index),
+            "deleted": labels_to_bytes(index.deleted_labels()), "written": time.time(),
+        }
+
+        def body(txn: lmdb.Transaction) -> None:
+            txn.put(b"ckpt", packb(ckpt), db=self._meta)
+            cur = txn.cursor(db=self._oplog)
+            while cur.first() and unpack_label(cur.key()) <= seq:
+                cur.delete()
+
+        self._write(body)
+        self._ckpt_seq = seq
+        self._dirty = False
+        log.debug("tenant %r: wrote index snapshot at seq %d (%d bytes)", self.tenant_id, seq, size)
+
+    def close(self) -> None:
+        """Flush the snapshot (writers) and close the environment. Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._lock.acquire_write()
+            try:
+                self._closed = True
+                if self._env is not None:
+                    self._env.close()
+            finally:
+                self._lock.release_write()
+
+    def sync(self) -> None:
+        """Force LMDB's buffers to disk (meaningful under ``durability="process"``)."""
+        if not self.readonly and not self._closed:
+            self._env.sync(True)

@@ -1,0 +1,67 @@
+"""Frozen result types returned by the public API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One query result: smaller ``distance`` is closer (hnswlib's distances)."""
+
+    id: str
+    distance: float
+    metadata: dict[str, Any]
+    document: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored record; ``vector`` is ``None`` unless ``include_vectors=True``."""
+
+    id: str
+    metadata: dict[str, Any]
+    document: str | None
+    created_at: float
+    updated_at: float
+    vector: np.ndarray | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantInfo:
+    """What a tenant holds and how it is stored (``Tenant.info()``)."""
+
+    tenant: str
+    count: int
+    dim: int
+    metric: str
+    state: str  # "hot", "cold" or "inactive"
+    index_kind: str  # "exact" or "hnsw"
+    deleted: int  # tombstones in the index (removed by compaction)
+    bytes_on_disk: int
+    memory_bytes: int
+    seq: int  # last committed operation sequence number
+    checkpoint_seq: int  # operation the index snapshot reflects
+    last_write: float | None
+    index_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deleted_fraction(self) -> float:
+        """Tombstones as a fraction of index entries (live plus deleted)."""
+        total = self.count + self.deleted
+        return self.deleted / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """How a query was answered (``Tenant.query(..., explain=True)``)."""
+
+    strategy: str  # "exact", "hnsw", "hnsw-filtered", "exact-filtered", "empty"
+    matching: int | None  # records matching the filter (None: no filter)
+    estimate: int | None  # planner's estimate of the matching set before executing
+    live: int
+    ef: int | None = None
+    reason: str = ""

@@ -1,0 +1,92 @@
+"""Errors raised by tenantvec.
+
+Every error is a :class:`TenantVecError`. Where Python has a builtin a caller would
+naturally catch, the class also subclasses it (``TenantNotFound`` is a ``KeyError``,
+``InvalidVector`` a ``ValueError``), so ``except KeyError`` keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TenantVecError",
+    "InvalidTenantId",
+    "TenantNotFound",
+    "TenantExists",
+    "DimensionMismatch",
+    "InvalidVector",
+    "InvalidFilter",
+    "InvalidArgument",
+    "DuplicateId",
+    "StoreLocked",
+    "ReadOnlyStore",
+    "CorruptShard",
+    "CorruptExport",
+    "TenantInactive",
+    "StoreClosed",
+]
+
+
+class TenantVecError(Exception):
+    """Root of every error tenantvec raises."""
+
+
+class _KeyErrorStr(KeyError):
+    # KeyError.__str__ repr()s its argument; our messages are sentences.
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidTenantId(TenantVecError, ValueError):
+    """A tenant id is empty, too long, or contains characters a tenant id may not hold."""
+
+
+class TenantNotFound(TenantVecError, _KeyErrorStr):
+    """The tenant does not exist in this store (or was dropped and re-created)."""
+
+
+class TenantExists(TenantVecError, FileExistsError):
+    """``create_tenant`` was asked for a tenant id that already exists."""
+
+
+class DimensionMismatch(TenantVecError, ValueError):
+    """A vector or an explicit ``dim`` disagrees with the dimension on disk."""
+
+
+class InvalidVector(TenantVecError, ValueError):
+    """A vector is malformed: wrong shape, NaN or infinity, or zero under cosine."""
+
+
+class InvalidFilter(TenantVecError, ValueError):
+    """A ``where`` filter is malformed; the message names the offending path."""
+
+
+class InvalidArgument(TenantVecError, ValueError):
+    """An argument other than a vector, filter or tenant id has a bad value."""
+
+
+class DuplicateId(TenantVecError, ValueError):
+    """``add`` was given a record id that already exists, or the same id twice."""
+
+
+class StoreLocked(TenantVecError, BlockingIOError):
+    """Another process holds the store's writer lock."""
+
+
+class ReadOnlyStore(TenantVecError, PermissionError):
+    """A write was attempted on a store opened with ``readonly=True``."""
+
+
+class CorruptShard(TenantVecError):
+    """A tenant's files cannot be trusted and the damage cannot be healed automatically."""
+
+
+class CorruptExport(TenantVecError, ValueError):
+    """An export file is truncated, fails its checksum, or is not a tenantvec export."""
+
+
+class TenantInactive(TenantVecError, PermissionError):
+    """The tenant was deactivated with ``Store.deactivate``; ``activate`` restores it."""
+
+
+class StoreClosed(TenantVecError, RuntimeError):
+    """The store (or a handle obtained from it) was used after ``close()``."""
