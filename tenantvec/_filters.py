@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidFilter
 
@@ -55,7 +55,7 @@ class Not:
     part: Node
 
 
-Node = Union[Cond, And, Or, Not]
+Node = Cond | And | Or | Not
 
 
 def _tname(v: object) -> str:
@@ -121,7 +121,8 @@ def parse_filter(where: object, path: str = "where") -> Node:
         kpath = f"{path}.{key}"
         if key in ("$and", "$or"):
             if not isinstance(v, list) or not v:
-                raise InvalidFilter(f"{kpath}: {key} needs a non-empty list of filters, got {_tname(v) if not isinstance(v, list) else 'an empty list'}")
+                got = "an empty list" if isinstance(v, list) else _tname(v)
+                raise InvalidFilter(f"{kpath}: {key} needs a non-empty list of filters, got {got}")
             subs = tuple(parse_filter(sub, f"{kpath}[{i}]") for i, sub in enumerate(v))
             parts.append(And(subs) if key == "$and" else Or(subs))
         elif key == "$not":
@@ -156,7 +157,8 @@ def scalar_eq(a: object, b: object) -> bool:
     return False
 
 
-def _range(op: str, a: object, b: object) -> bool:
+def range_match(op: str, a: object, b: object) -> bool:
+    """``a <op> b`` for a range operator, False across types (numbers vs strings)."""
     if isinstance(b, str):
         if not isinstance(a, str):
             return False
@@ -194,7 +196,7 @@ def _compile_cond(c: Cond, get: Getter) -> Predicate:
             return isinstance(x, list) and any(scalar_eq(e, v) for e in x)
 
         return contains
-    return lambda r: _range(op, get(r, f), v)
+    return lambda r: range_match(op, get(r, f), v)
 
 
 def compile_predicate(node: Node, get: Getter) -> Predicate:

@@ -1,22 +1,239 @@
-"""Payload indexes (filled in by the filters work): lookups answer None, meaning scan."""
+"""Payload index: per-field columns of a hot shard's metadata, for filters.
+
+A filter becomes a boolean mask over record labels in a few vectorised numpy
+operations, so the planner knows the exact size of the matching set before it
+searches, and hnswlib can test membership inside its search. Labels are never
+re-used, so columns are append-only: a delete only clears ``live``.
+
+Why in memory rather than posting keys in LMDB: enumerating LMDB postings costs about
+0.7 us per matching record here (34 ms for 50k matches), the same order as the search
+itself, while evaluating a mask over 100k records costs tens of microseconds. The
+columns are rebuilt from LMDB (the source of truth) on a tenant's first filtered call
+after it is loaded, kept current by every write, counted in the shard's memory, and
+dropped on eviction. For HNSW tenants a float16 copy of the vectors (indexed by label)
+lets small matching sets be scored exactly without touching LMDB per vector.
+
+Typed per-field storage (semantics identical to :mod:`tenantvec._filters`):
+
+* ``num``  float64, NaN where the value is not a number (bool is not a number);
+* ``code`` int32 into the field's string vocabulary, -1 where not a string;
+* ``flag`` uint8 bits: present, null, true, false, big (an int beyond 2**53 that
+  float64 cannot hold exactly: filters on such a field fall back to a scan);
+* ``elems`` posting lists of list elements, for ``$contains``.
+"""
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
-import lmdb
 import numpy as np
 
-from ._filters import Node
+from ._filters import And, Cond, Node, Not, range_match
+
+_PRESENT, _NULL, _TRUE, _FALSE, _BIG = 1, 2, 4, 8, 16
+_EXACT_INT = 2**53
 
 
-def add_entries(txn: lmdb.Transaction, db: Any, lb: bytes, rec: list) -> None:
+def _elem_key(v: object) -> tuple | None:
+    if isinstance(v, bool):
+        return ("b", v)
+    if isinstance(v, (int, float)):
+        if isinstance(v, int) and abs(v) > _EXACT_INT:
+            return None
+        return ("n", float(v))
+    if isinstance(v, str):
+        return ("s", v)
+    if v is None:
+        return ("z",)
     return None
 
 
-def delete_entries(txn: lmdb.Transaction, db: Any, lb: bytes, rec: list) -> None:
-    return None
+class _Field:
+    __slots__ = ("big", "code", "elems", "flag", "num", "strings", "vocab")
+
+    def __init__(self, cap: int) -> None:
+        self.num = np.full(cap, np.nan)
+        self.code = np.full(cap, -1, dtype=np.int32)
+        self.flag = np.zeros(cap, dtype=np.uint8)
+        self.vocab: dict[str, int] = {}
+        self.strings: list[str] = []
+        self.elems: dict[tuple, array] = {}
+        self.big = False
+
+    def grow(self, cap: int) -> None:
+        n = len(self.num)
+        self.num = np.concatenate([self.num, np.full(cap - n, np.nan)])
+        self.code = np.concatenate([self.code, np.full(cap - n, -1, dtype=np.int32)])
+        self.flag = np.concatenate([self.flag, np.zeros(cap - n, dtype=np.uint8)])
+
+    def set(self, label: int, v: Any) -> None:
+        flag = _PRESENT
+        if v is None:
+            flag |= _NULL
+        elif isinstance(v, bool):
+            flag |= _TRUE if v else _FALSE
+        elif isinstance(v, (int, float)):
+            if isinstance(v, int) and abs(v) > _EXACT_INT:
+                flag |= _BIG
+                self.big = True
+            self.num[label] = v
+        elif isinstance(v, str):
+            code = self.vocab.get(v)
+            if code is None:
+                code = self.vocab[v] = len(self.strings)
+                self.strings.append(v)
+            self.code[label] = code
+        elif isinstance(v, list):
+            for e in v:
+                key = _elem_key(e)
+                if key is None:
+                    if isinstance(e, int) and not isinstance(e, bool):
+                        self.big = True
+                    continue
+                posting = self.elems.get(key)
+                if posting is None:
+                    posting = self.elems[key] = array("q")
+                posting.append(label)
+        self.flag[label] = flag
+
+    @property
+    def nbytes(self) -> int:
+        n = self.num.nbytes + self.code.nbytes + self.flag.nbytes
+        n += sum(60 + len(s) for s in self.strings) + 100 * len(self.vocab)
+        return n + sum(80 + p.itemsize * len(p) for p in self.elems.values())
 
 
-def lookup(txn: lmdb.Transaction, db: Any, node: Node, total: int) -> np.ndarray | None:
-    return None
+class PayloadIndex:
+    """Columns of one shard's metadata plus system time fields, indexed by label."""
+
+    def __init__(self, dim: int, with_vectors: bool, capacity: int = 1024) -> None:
+        self.cap = max(capacity, 16)
+        self.live = np.zeros(self.cap, dtype=bool)
+        self.n_live = 0
+        self.fields: dict[str, _Field] = {}
+        self.vec16 = np.zeros((self.cap, dim), dtype=np.float16) if with_vectors else None
+
+    def _ensure(self, label: int) -> None:
+        if label < self.cap:
+            return
+        cap = max(self.cap * 2, label + 1)
+        self.live = np.concatenate([self.live, np.zeros(cap - self.cap, dtype=bool)])
+        for f in self.fields.values():
+            f.grow(cap)
+        if self.vec16 is not None:
+            grown = np.zeros((cap, self.vec16.shape[1]), dtype=np.float16)
+            grown[: self.cap] = self.vec16
+            self.vec16 = grown
+        self.cap = cap
+
+    def add(self, label: int, rec: list, vector: np.ndarray | None = None) -> None:
+        """Index a record ``[id, metadata, document, created_at, updated_at]``."""
+        self._ensure(label)
+        items = list(rec[1].items())
+        items += [("created_at", rec[3]), ("updated_at", rec[4])]
+        for name, v in items:
+            f = self.fields.get(name)
+            if f is None:
+                f = self.fields[name] = _Field(self.cap)
+            f.set(label, v)
+        if self.vec16 is not None and vector is not None:
+            self.vec16[label] = vector
+        if not self.live[label]:
+            self.live[label] = True
+            self.n_live += 1
+
+    def remove(self, label: int) -> None:
+        if label < self.cap and self.live[label]:
+            self.live[label] = False
+            self.n_live -= 1
+
+    @property
+    def nbytes(self) -> int:
+        n = self.live.nbytes + sum(f.nbytes for f in self.fields.values())
+        return n + (self.vec16.nbytes if self.vec16 is not None else 0)
+
+    # -- evaluation ------------------------------------------------------------------
+    def mask(self, node: Node) -> np.ndarray | None:
+        """Boolean mask over labels of live records matching ``node``; None if a field
+        holds values the columns cannot represent exactly (then the caller scans)."""
+        m = self._eval(node)
+        return None if m is None else m & self.live
+
+    def _eval(self, node: Node) -> np.ndarray | None:
+        if isinstance(node, Cond):
+            return self._cond(node)
+        if isinstance(node, Not):
+            inner = self._eval(node.part)
+            return None if inner is None else ~inner
+        parts = [self._eval(p) for p in node.parts]
+        if any(p is None for p in parts):
+            return None
+        out = parts[0].copy()
+        for p in parts[1:]:
+            if isinstance(node, And):
+                out &= p
+            else:
+                out |= p
+        return out
+
+    def _none(self) -> np.ndarray:
+        return np.zeros(self.cap, dtype=bool)
+
+    def _eq(self, f: _Field, v: Any) -> np.ndarray | None:
+        if v is None:
+            return (f.flag & _NULL) != 0
+        if isinstance(v, bool):
+            return (f.flag & (_TRUE if v else _FALSE)) != 0
+        if isinstance(v, (int, float)):
+            if f.big or (isinstance(v, int) and abs(v) > _EXACT_INT):
+                return None
+            return f.num == v
+        code = f.vocab.get(v)
+        return self._none() if code is None else f.code == code
+
+    def _cond(self, c: Cond) -> np.ndarray | None:
+        f = self.fields.get(c.field)
+        op, v = c.op, c.value
+        if f is None:  # no record has the field
+            return ~self._none() if op in ("$ne", "$nin") or (op == "$exists" and not v) else self._none()
+        if op == "$eq":
+            return self._eq(f, v)
+        if op == "$ne":
+            m = self._eq(f, v)
+            return None if m is None else ~m
+        if op in ("$in", "$nin"):
+            out = self._none()
+            for x in v:
+                m = self._eq(f, x)
+                if m is None:
+                    return None
+                out |= m
+            return out if op == "$in" else ~out
+        if op == "$exists":
+            present = (f.flag & _PRESENT) != 0
+            return present if v else ~present
+        if op == "$contains":
+            key = _elem_key(v)
+            if key is None or (f.big and key[0] == "n"):
+                return None
+            out = self._none()
+            posting = f.elems.get(key)
+            if posting is not None:
+                out[np.frombuffer(posting, dtype=np.int64)] = True
+            return out
+        # ranges
+        if isinstance(v, str):
+            good = [code for s, code in f.vocab.items() if range_match(op, s, v)]
+            return np.isin(f.code, np.asarray(good, dtype=np.int32)) if good else self._none()
+        if f.big or (isinstance(v, int) and abs(v) > _EXACT_INT):
+            return None
+        with np.errstate(invalid="ignore"):
+            if op == "$gt":
+                return f.num > v
+            if op == "$gte":
+                return f.num >= v
+            if op == "$lt":
+                return f.num < v
+            return f.num <= v
+

@@ -1,10 +1,19 @@
 """Per-query plan: unfiltered ANN, exact scoring of a small matching set, or filtered HNSW.
 
-A filtered query must return the true top-k among matching records: never fewer than
-``min(k, matching)`` hits and never a non-matching record. When the matching set is small,
-scoring exactly those vectors with numpy is both exact and cheapest; otherwise HNSW runs
-with the filter applied inside the search (hnswlib widens its beam until ``k`` matching
-hits survive, and falls back to exact scoring when it cannot).
+A filtered query returns the true top-k among matching records: never fewer than
+``min(k, matching)`` hits and never a non-matching record. The filter is first turned
+into a label mask by the payload index, so the plan is chosen on the exact size of the
+matching set:
+
+* ``exact``          the tenant is small: the exact index scores the matching rows;
+* ``exact-filtered`` few records match (<= ``EXACT_FILTER_MAX``): their float16 copies
+                     are scored with numpy and the best candidates re-scored in float32;
+* ``hnsw-post``      a large share matches (>= ``POST_FILTER_MIN_SELECTIVITY``): HNSW is
+                     asked for ``3k/selectivity`` neighbours and the matching ones kept;
+* ``hnsw-filtered``  otherwise: hnswlib tests the mask inside its search and widens its
+                     beam until ``k`` matching hits survive.
+
+Thresholds were chosen with ``python -m benchmarks --only filtered`` (RESULTS.md).
 """
 
 from __future__ import annotations
@@ -24,22 +33,33 @@ from ._types import QueryPlan
 if TYPE_CHECKING:
     from ._shard import Shard
 
-# Matching sets up to this size are scored exactly (see benchmarks/RESULTS.md).
-EXACT_FILTER_MAX = 4096
+EXACT_FILTER_MAX = 2048
+POST_FILTER_MIN_SELECTIVITY = 0.05
+_RESCORE = 4  # float16 candidates re-scored in float32, per wanted hit
 
 Result = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _exact_from_lmdb(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
+def _sq(metric: str, mat: np.ndarray) -> np.ndarray | None:
+    return np.einsum("ij,ij->i", mat, mat) if metric == "l2" else None
+
+
+def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
+    """Score ``labels`` exactly: float16 copies first, then the best in float32 from LMDB."""
+    metric = shard.metric
+    pq = prepare_query(metric, qs)
+    mat16 = shard.payload(txn).vec16[labels].astype(np.float32)
+    dist = distances(metric, mat16, pq, _sq(metric, mat16))
     get, vecs_db = txn.get, shard._vecs
-    raw = b"".join(get(pack_label(lab), db=vecs_db) for lab in labels.tolist())
-    mat = prepare_query(shard.metric, np.frombuffer(raw, dtype=np.float32).reshape(len(labels), shard.dim))
-    sq = np.einsum("ij,ij->i", mat, mat) if shard.metric == "l2" else None
-    dist = distances(shard.metric, mat, prepare_query(shard.metric, qs), sq)
     out = []
-    for row in dist:
-        idx, d = top_k(row, min(k, len(labels)))
-        out.append((labels[idx], d))
+    for i, row in enumerate(dist):
+        idx, _ = top_k(row, min(len(labels), k * _RESCORE))
+        cand = labels[idx]
+        raw = b"".join(get(pack_label(lab), db=vecs_db) for lab in cand.tolist())
+        mat = prepare_query(metric, np.frombuffer(raw, dtype=np.float32).reshape(len(cand), shard.dim))
+        exact = distances(metric, mat, pq[i : i + 1], _sq(metric, mat))[0]
+        best, d = top_k(exact, min(k, len(cand)))
+        out.append((cand[best], d))
     return out
 
 
@@ -54,20 +74,24 @@ def plan_query(
     index = shard.index
     live = len(index)
     if compiled is None:
-        plan = QueryPlan(strategy=index.kind, matching=None, estimate=None, live=live,
-                         ef=getattr(index, "ef", None), reason="no filter")
-        return plan, index.search(qs, k)
-    labels = np.fromiter(
-        (int.from_bytes(lb, "big") for lb, _ in shard._matching(txn, compiled)), dtype=np.int64
-    )
-    n = len(labels)
-    if n == 0:
+        ef = getattr(index, "ef", None)
+        return QueryPlan(index.kind, None, None, live, ef=ef, reason="no filter"), index.search(qs, k)
+    mask = shard.filter_mask(txn, compiled)
+    matching = int(np.count_nonzero(mask))
+    if matching == 0:
         empty = (np.empty(0, np.int64), np.empty(0, np.float32))
         return QueryPlan("empty", 0, 0, live, reason="no record matches"), [empty for _ in qs]
     if index.kind == "exact":
-        return QueryPlan("exact-filtered", n, n, live, reason="exact index"), index.search(qs, k, labels)
-    if n <= EXACT_FILTER_MAX:
-        plan = QueryPlan("exact-filtered", n, n, live, reason=f"{n} matching <= {EXACT_FILTER_MAX}")
-        return plan, _exact_from_lmdb(shard, txn, labels, qs, k)
-    plan = QueryPlan("hnsw-filtered", n, n, live, ef=index.ef, reason=f"{n} matching > {EXACT_FILTER_MAX}")
-    return plan, index.search(qs, k, labels)
+        plan = QueryPlan("exact", matching, matching, live, reason="small tenant: exact index")
+        return plan, index.search(qs, k, mask)
+    selectivity = matching / max(live, 1)
+    if matching <= EXACT_FILTER_MAX:
+        plan = QueryPlan("exact-filtered", matching, matching, live,
+                         reason=f"{matching} matching <= {EXACT_FILTER_MAX}")
+        return plan, _exact_subset(shard, txn, np.flatnonzero(mask), qs, k)
+    oversample = selectivity >= POST_FILTER_MIN_SELECTIVITY
+    plan = QueryPlan(
+        "hnsw-post" if oversample else "hnsw-filtered", matching, matching, live, ef=index.ef,
+        reason=f"selectivity {selectivity:.3f} {'>=' if oversample else '<'} {POST_FILTER_MIN_SELECTIVITY}",
+    )
+    return plan, index.search(qs, k, mask, matching=matching, oversample=oversample)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 class RWLock:
     """Many readers or one writer; waiting writers block new readers (no starvation)."""
 
-    __slots__ = ("_cond", "_readers", "_writer", "_waiting")
+    __slots__ = ("_cond", "_readers", "_waiting", "_writer")
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())

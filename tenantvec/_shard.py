@@ -31,7 +31,6 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from . import _payload
 from ._codec import (
     check_documents,
     check_k,
@@ -46,8 +45,9 @@ from ._codec import (
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
 from ._ids import check_record_ids, new_record_id
-from ._index import ExactIndex, HnswIndex
+from ._index import ExactIndex, HnswIndex, prepare_query
 from ._options import StoreOptions
+from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
 from ._types import Hit, QueryPlan, Record, TenantInfo
@@ -121,6 +121,8 @@ class Shard:
         self._flush_lock = threading.Lock()
         self._closed = False
         self._env: lmdb.Environment | None = None
+        self._payload: PayloadIndex | None = None
+        self._payload_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -256,6 +258,7 @@ class Shard:
                 index.add(labels, mat)
         self.index = index
         self._loaded_seq = self._seq
+        self._payload = None
 
     def _load_index(self, txn: lmdb.Transaction) -> None:
         self._loaded_seq = self._seq
@@ -313,6 +316,7 @@ class Shard:
         if len(index) != ckpt["count"]:
             return f"holds {len(index)} vectors, checkpoint says {ckpt['count']}"
         self.index = index
+        self._payload = None
         for op, labels in ops:
             self._replay(txn, op, labels)
         return None
@@ -390,6 +394,7 @@ class Shard:
                     for op, labels in ops:
                         self._replay(txn, op, labels)
                     self._loaded_seq = self._seq
+                    self._payload = None
         finally:
             self._lock.release_write()
 
@@ -451,7 +456,7 @@ class Shard:
             hnsw = self.kind == "hnsw"
             upgrade = not hnsw and len(self.index) + n > self.opts.hnsw_threshold
 
-            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[int], int]:
+            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[list], list[int], int]:
                 old_labels: list[int] = []
                 created = [now] * n
                 for i, kb in enumerate(keys):
@@ -462,18 +467,19 @@ class Shard:
                         raise DuplicateId(f"tenant {tid!r}: id {id_list[i]!r} already exists (use upsert to replace it)")
                     rec = unpackb(txn.get(old, db=self._recs))
                     created[i] = rec[3]
-                    self._delete_label(txn, old, rec)
+                    self._delete_label(txn, old)
                     old_labels.append(unpack_label(old))
                 first = self._next_label
                 labels = np.arange(first, first + n, dtype=np.int64)
                 put = txn.put
+                recs = []
                 for i, kb in enumerate(keys):
                     lb = pack_label(first + i)
                     rec = [id_list[i], metas[i], docs[i], created[i], now]
+                    recs.append(rec)
                     put(kb, lb, db=self._ids)
                     put(lb, packb(rec), db=self._recs)
                     put(lb, vecs[i].tobytes(), db=self._vecs)
-                    _payload.add_entries(txn, self._pidx, lb, rec)
                 seq = self._seq
                 if hnsw:
                     if old_labels:
@@ -488,19 +494,31 @@ class Shard:
                     meta[b"kind"] = "hnsw"
                 for key, value in meta.items():
                     put(key, packb(value), db=self._meta)
-                return labels, old_labels, seq
+                return labels, recs, old_labels, seq
 
-            labels, old_labels, seq = self._write(body)
+            labels, recs, old_labels, seq = self._write(body)
             self._seq = self._loaded_seq = seq
             self._next_label += n
             self._last_write = now
-            self._apply(labels, vecs, old_labels, upgrade)
+            self._apply(labels, vecs, recs, old_labels, upgrade)
         finally:
             self._lock.release_write()
         return id_list
 
-    def _apply(self, labels: np.ndarray, vecs: np.ndarray, removed: list[int], upgrade: bool) -> None:
-        """Mirror a committed write into the in-memory index."""
+    def _apply(
+        self, labels: np.ndarray, vecs: np.ndarray, recs: list[list], removed: list[int], upgrade: bool
+    ) -> None:
+        """Mirror a committed write into the in-memory index and payload columns."""
+        payload = self._payload
+        if payload is not None:
+            if upgrade:
+                self._payload = None  # rebuilt with vector copies on the next filtered call
+            else:
+                for lab in removed:
+                    payload.remove(lab)
+                rows = prepare_query(self.metric, vecs) if payload.vec16 is not None and len(vecs) else vecs
+                for i, lab in enumerate(labels.tolist()):
+                    payload.add(lab, recs[i], rows[i])
         try:
             if removed:
                 self.index.remove(np.asarray(removed, dtype=np.int64))
@@ -524,10 +542,9 @@ class Shard:
                 self._rebuild_index(txn)
             self._dirty = self.kind == "hnsw"
 
-    def _delete_label(self, txn: lmdb.Transaction, lb: bytes, rec: list) -> None:
+    def _delete_label(self, txn: lmdb.Transaction, lb: bytes) -> None:
         txn.delete(lb, db=self._recs)
         txn.delete(lb, db=self._vecs)
-        _payload.delete_entries(txn, self._pidx, lb, rec)
 
     def delete(self, ids: object = None, where: object = None) -> int:
         """Delete records by id and/or filter; returns how many were removed."""
@@ -562,7 +579,7 @@ class Shard:
                     return [], self._seq
                 for lb, rec in targets:
                     txn.delete(rec[0].encode("utf-8"), db=self._ids)
-                    self._delete_label(txn, lb, rec)
+                    self._delete_label(txn, lb)
                 labels = [unpack_label(lb) for lb, _ in targets]
                 seq = self._seq + 1
                 if self.kind == "hnsw":
@@ -576,22 +593,48 @@ class Shard:
             if labels:
                 self._seq = self._loaded_seq = seq
                 self._last_write = time.time()
-                self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), labels, False)
+                self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), [], labels, False)
             return len(labels)
         finally:
             self._lock.release_write()
+
+    def payload(self, txn: lmdb.Transaction) -> PayloadIndex:
+        """The payload columns, built from LMDB on first use after a load."""
+        payload = self._payload
+        if payload is not None:
+            return payload
+        with self._payload_lock:
+            if self._payload is None:
+                hnsw = self.index.kind == "hnsw"
+                payload = PayloadIndex(self.dim, with_vectors=hnsw, capacity=self._next_label + 1)
+                for lb, raw in txn.cursor(db=self._recs):
+                    payload.add(unpack_label(lb), unpackb(raw))
+                if hnsw:
+                    labels, mat = self._read_all_vectors(txn)
+                    payload.vec16[labels] = prepare_query(self.metric, mat)
+                self._payload = payload
+                log.debug("tenant %r: built payload columns (%d bytes)", self.tenant_id, payload.nbytes)
+            return self._payload
+
+    def filter_mask(self, txn: lmdb.Transaction, compiled: tuple[Node, Callable]) -> np.ndarray:
+        """Boolean mask over labels (length > every label) of live records matching."""
+        node, pred = compiled
+        payload = self.payload(txn)
+        mask = payload.mask(node)
+        if mask is None:  # a value the columns cannot hold exactly: evaluate records
+            mask = np.zeros(payload.cap, dtype=bool)
+            for lb, _ in self._scan(txn, pred):
+                mask[unpack_label(lb)] = True
+        if len(mask) < self._next_label:
+            mask = np.concatenate([mask, np.zeros(self._next_label - len(mask), dtype=bool)])
+        return mask
 
     def _matching(self, txn: lmdb.Transaction, compiled: tuple[Node, Callable] | None) -> Iterator[tuple[bytes, list]]:
         """(label bytes, record) of every record matching a compiled filter, label order."""
         if compiled is None:
             yield from self._scan(txn, None)
             return
-        node, pred = compiled
-        labels = _payload.lookup(txn, self._pidx, node, self._recs_count(txn))
-        if labels is None:
-            yield from self._scan(txn, pred)
-            return
-        for lab in labels.tolist():
+        for lab in np.flatnonzero(self.filter_mask(txn, compiled)).tolist():
             lb = pack_label(lab)
             raw = txn.get(lb, db=self._recs)
             if raw is not None:
@@ -689,11 +732,7 @@ class Shard:
             with self._env.begin() as txn:
                 if compiled is None:
                     return self._recs_count(txn)
-                node, pred = compiled
-                labels = _payload.lookup(txn, self._pidx, node, self._recs_count(txn))
-                if labels is not None:
-                    return len(labels)
-                return sum(1 for _ in self._scan(txn, pred))
+                return int(np.count_nonzero(self.filter_mask(txn, compiled)))
         finally:
             self._lock.release_read()
 
@@ -727,7 +766,8 @@ class Shard:
     @property
     def memory_bytes(self) -> int:
         """Accounted resident bytes of this shard's index."""
-        return self.index.memory_bytes
+        payload = self._payload
+        return self.index.memory_bytes + (payload.nbytes if payload is not None else 0)
 
     @property
     def dirty(self) -> bool:

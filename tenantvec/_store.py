@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
-
-
 from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_from_dir_name
 from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
@@ -356,7 +354,7 @@ class Store:
         return f"<tenantvec.Store {str(self.path)!r} {state} dim={self.dim} metric={self.metric!r}>"
 
 
-def open(path: str | os.PathLike[str], **options: Any) -> Store:  # noqa: A001
+def open(path: str | os.PathLike[str], **options: Any) -> Store:
     """Open (or create) a store; same arguments as :class:`Store`."""
     return Store(path, **options)
 
@@ -368,7 +366,7 @@ class Tenant:
     perhaps re-created), calls raise :class:`TenantNotFound`.
     """
 
-    __slots__ = ("_store", "_id", "_uuid")
+    __slots__ = ("_id", "_store", "_uuid")
 
     def __init__(self, store: Store, tenant_id: str) -> None:
         self._store = store

@@ -117,26 +117,22 @@ class ExactIndex:
     def labels(self) -> np.ndarray:
         return self._labels[: self._n].copy()
 
-    def _rows_of(self, labels: np.ndarray) -> np.ndarray:
-        row = self._row
-        return np.fromiter(
-            (row[lab] for lab in np.asarray(labels).tolist() if lab in row), dtype=np.int64
-        )
-
     def get_vectors(self, labels: np.ndarray) -> np.ndarray:
-        return self._mat[self._rows_of(labels)]
+        row = self._row
+        rows = np.fromiter((row[lab] for lab in np.asarray(labels).tolist()), dtype=np.int64)
+        return self._mat[rows]
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact top-``k``; ``allowed`` is a boolean mask indexed by label."""
         n = self._n
-        if allowed is None:
-            mat, labels = self._mat[:n], self._labels[:n]
-            sq = self._sq[:n] if self._sq is not None else None
-        else:
-            rows = self._rows_of(allowed)
-            mat, labels = self._mat[rows], self._labels[rows]
-            sq = self._sq[rows] if self._sq is not None else None
+        mat, labels = self._mat[:n], self._labels[:n]
+        sq = self._sq[:n] if self._sq is not None else None
+        if allowed is not None:
+            rows = np.flatnonzero(allowed[labels])
+            mat, labels = mat[rows], labels[rows]
+            sq = sq[rows] if sq is not None else None
         if len(labels) == 0:
             empty = (np.empty(0, np.int64), np.empty(0, np.float32))
             return [empty for _ in range(len(queries))]

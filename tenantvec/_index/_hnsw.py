@@ -16,6 +16,8 @@ log = logging.getLogger("tenantvec")
 # mutex, one level byte-count, one link-list pointer and a hash-map slot per element.
 _FIXED_BYTES = 65536 * 40
 _PER_ELEMENT_OVERHEAD = 40 + 4 + 8 + 48 + 2
+# Unfiltered neighbours fetched per wanted hit, relative to the filter's selectivity.
+_OVERSAMPLE = 3.0
 
 
 def hnsw_memory_estimate(dim: int, m: int, capacity: int) -> int:
@@ -130,18 +132,54 @@ class HnswIndex:
         return np.asarray(self._index.get_items(labels.tolist(), return_type="numpy"), dtype=np.float32)
 
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        matching: int | None = None,
+        oversample: bool = False,
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        live = len(self) if allowed is None else len(allowed)
+        """Top-``k`` (labels, distances) per query, nearest first; never short.
+
+        ``allowed`` is a boolean mask indexed by label with ``matching`` set bits. By
+        default hnswlib tests it inside the search; with ``oversample`` the search runs
+        unfiltered for enough neighbours that ``k`` matching ones survive, and queries
+        that come up short are re-run with the in-search filter.
+        """
+        live = len(self)
+        if allowed is not None:
+            live = int(allowed.sum()) if matching is None else matching
         k = min(k, live)
         if k <= 0:
             empty = (np.empty(0, np.int64), np.empty(0, np.float32))
             return [empty for _ in range(len(queries))]
-        filt = None
-        if allowed is not None:
-            filt = set(np.asarray(allowed).tolist()).__contains__
-        elif self._deleted:
-            filt = None  # hnswlib skips tombstones itself
+        if allowed is not None and oversample:
+            out = self._post_filtered(queries, k, allowed, live)
+            short = [i for i, (labels, _) in enumerate(out) if len(labels) < k]
+            if short:
+                redo = self._knn(queries[short], k, allowed, live)
+                for i, res in zip(short, redo):
+                    out[i] = res
+            return out
+        return self._knn(queries, k, allowed, live)
+
+    def _post_filtered(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, matching: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        total = len(self)
+        want = min(total, int(np.ceil(k * total / matching * _OVERSAMPLE)))
+        res = self._knn(queries, want, None, total)
+        out = []
+        for labels, dists in res:
+            keep = np.flatnonzero(allowed[labels])[:k]
+            out.append((labels[keep], dists[keep]))
+        return out
+
+    def _knn(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray | None, live: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        filt = None if allowed is None else allowed.__getitem__
         ef = max(self.ef, k)
         while True:
             try:
@@ -159,10 +197,10 @@ class HnswIndex:
                 if ef != self.ef:
                     self._index.set_ef(self.ef)
         log.debug("hnsw search fell back to exact scan (k=%d, live=%d)", k, live)
-        cand = self.labels() if allowed is None else np.asarray(allowed, dtype=np.int64)
+        cand = self.labels() if allowed is None else np.flatnonzero(allowed)
         vecs = self.get_vectors(cand)
-        dist = distances(self.metric, vecs, prepare_query(self.metric, queries),
-                         np.einsum("ij,ij->i", vecs, vecs) if self.metric == "l2" else None)
+        sq = np.einsum("ij,ij->i", vecs, vecs) if self.metric == "l2" else None
+        dist = distances(self.metric, vecs, prepare_query(self.metric, queries), sq)
         out = []
         for row in dist:
             idx, d = top_k(row, k)
