@@ -42,11 +42,12 @@ def labels_from_bytes(b: bytes) -> np.ndarray:
 
 
 def check_vectors(
-    vectors: object, dim: int, metric: str, tenant: str, *, what: str = "vector"
+    vectors: object, dim: int, metric: str, tenant: str, *, what: str = "vector", copy: bool = True
 ) -> tuple[np.ndarray, bool]:
     """Validate vectors and return them as a C-contiguous ``(n, dim)`` float32 array.
 
-    A 1-D input is one vector; the returned flag says whether it was 1-D.
+    A 1-D input is one vector; the returned flag says whether it was 1-D. With ``copy``
+    the result never shares memory with the caller's array.
 
     :raises InvalidVector: wrong shape or type, NaN/inf, a zero vector under cosine.
     :raises DimensionMismatch: a vector of the wrong dimension.
@@ -72,20 +73,20 @@ def check_vectors(
         raise DimensionMismatch(
             f"tenant {tenant!r}: {what} 0 has dimension {arr.shape[1]}, expected {dim}"
         )
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.ascontiguousarray(arr, dtype=np.float32)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        i = int(np.argmin(finite))
+    if arr.dtype == np.float32:
+        out = arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
+        i = int(np.argmin(np.isfinite(out).all(axis=1)))
         raise InvalidVector(
             f"tenant {tenant!r}: {what} {i} contains NaN or infinity (or overflows float32)"
         )
-    if metric == "cosine":
-        zero = ~out.any(axis=1)
-        if zero.any():
-            i = int(np.argmax(zero))
-            raise InvalidVector(f"tenant {tenant!r}: {what} {i} is all zeros, which has no cosine direction")
-    if out is arr:
+    if metric == "cosine" and not out.any(axis=1).all():
+        i = int(np.argmin(out.any(axis=1)))
+        raise InvalidVector(f"tenant {tenant!r}: {what} {i} is all zeros, which has no cosine direction")
+    if copy and np.shares_memory(out, arr):
         out = out.copy()  # never alias the caller's buffer into the index
     return out, single
 

@@ -69,13 +69,16 @@ def plan_query(
     qs: np.ndarray,
     k: int,
     compiled: tuple[Node, Callable] | None,
-) -> tuple[QueryPlan, Result]:
+    explain: bool = True,
+) -> tuple[QueryPlan | None, Result]:
     """Choose and run a plan for ``qs`` on ``shard`` inside read transaction ``txn``."""
     index = shard.index
-    live = len(index)
     if compiled is None:
-        ef = getattr(index, "ef", None)
-        return QueryPlan(index.kind, None, None, live, ef=ef, reason="no filter"), index.search(qs, k)
+        results = index.search(qs, k)
+        if not explain:
+            return None, results
+        return QueryPlan(index.kind, None, None, len(index), ef=getattr(index, "ef", None), reason="no filter"), results
+    live = len(index)
     mask = shard.filter_mask(txn, compiled)
     matching = int(np.count_nonzero(mask))
     if matching == 0:

@@ -10,7 +10,8 @@ _INITIAL_CAPACITY = 64
 def prepare_query(metric: str, queries: np.ndarray) -> np.ndarray:
     """Normalise query rows for cosine; other metrics use them as given."""
     if metric == "cosine":
-        return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
+        return queries / norms[:, None]
     return queries
 
 
@@ -19,7 +20,7 @@ def distances(metric: str, mat: np.ndarray, queries: np.ndarray, sq: np.ndarray 
 
     ``sq`` holds the squared norms of ``mat`` rows for l2 (ignored otherwise).
     """
-    dots = queries @ mat.T
+    dots = (mat @ queries[0])[None, :] if len(queries) == 1 else queries @ mat.T
     if metric == "l2":
         qsq = np.einsum("ij,ij->i", queries, queries)
         d = (sq[None, :] - 2.0 * dots) + qsq[:, None]
