@@ -83,9 +83,17 @@ def check_vectors(
         raise InvalidVector(
             f"tenant {tenant!r}: {what} {i} contains NaN or infinity (or overflows float32)"
         )
-    if metric == "cosine" and not out.any(axis=1).all():
-        i = int(np.argmin(out.any(axis=1)))
-        raise InvalidVector(f"tenant {tenant!r}: {what} {i} is all zeros, which has no cosine direction")
+    with np.errstate(over="ignore", under="ignore"):
+        sq = np.einsum("ij,ij->i", out, out)
+    if not np.isfinite(sq).all():
+        i = int(np.argmin(np.isfinite(sq)))
+        raise InvalidVector(
+            f"tenant {tenant!r}: {what} {i} is too large: its squared norm overflows float32 (scale it down)"
+        )
+    if metric == "cosine" and not sq.all():
+        i = int(np.argmin(sq != 0))
+        why = "is all zeros, which has" if not out[i].any() else "is too small to normalise in float32 and has"
+        raise InvalidVector(f"tenant {tenant!r}: {what} {i} {why} no cosine direction")
     if copy and np.shares_memory(out, arr):
         out = out.copy()  # never alias the caller's buffer into the index
     return out, single
@@ -96,12 +104,14 @@ def check_documents(documents: object, n: int, tenant: str) -> list[str | None]:
     if documents is None:
         return [None] * n
     if isinstance(documents, str) or not isinstance(documents, Sequence):
-        raise InvalidArgument(f"tenant {tenant!r}: documents must be a list of str, got {type(documents).__name__}")
+        raise InvalidArgument(
+            f"tenant {tenant!r}: documents must be a list of str, got {type(documents).__name__} {documents!r:.80}"
+        )
     if len(documents) != n:
         raise InvalidArgument(f"tenant {tenant!r}: got {len(documents)} documents for {n} vectors")
     for i, d in enumerate(documents):
         if d is not None and not isinstance(d, str):
-            raise InvalidArgument(f"tenant {tenant!r}: document {i} must be a str or None, got {type(d).__name__}")
+            raise InvalidArgument(f"tenant {tenant!r}: document {i} must be a str or None, got {type(d).__name__} {d!r:.80}")
     return list(documents)
 
 
@@ -116,7 +126,9 @@ def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]
     if isinstance(metadata, dict) and n == 1:
         metadata = [metadata]
     if isinstance(metadata, (str, dict)) or not isinstance(metadata, Sequence):
-        raise InvalidArgument(f"tenant {tenant!r}: metadata must be a list of dicts, got {type(metadata).__name__}")
+        raise InvalidArgument(
+            f"tenant {tenant!r}: metadata must be a list of dicts, got {type(metadata).__name__} {metadata!r:.80}"
+        )
     if len(metadata) != n:
         raise InvalidArgument(f"tenant {tenant!r}: got {len(metadata)} metadata dicts for {n} vectors")
     out = []

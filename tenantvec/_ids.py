@@ -18,7 +18,7 @@ import uuid
 from .errors import InvalidArgument, InvalidTenantId
 
 MAX_TENANT_ID = 128
-MAX_RECORD_ID = 512
+MAX_RECORD_ID_BYTES = 511  # LMDB's key size limit
 MAX_DIR_NAME = 200
 HASHED_ID_FILE = "tenant.id"
 
@@ -114,14 +114,15 @@ def check_record_ids(ids: object, n: int | None, tenant: str, *, unique: bool) -
             raise InvalidArgument(
                 f"tenant {tenant!r}: id {i} must be a str, got {type(rid).__name__} {rid!r:.80}"
             )
-        if not rid or len(rid) > MAX_RECORD_ID:
-            raise InvalidArgument(
-                f"tenant {tenant!r}: id {i} must have 1 to {MAX_RECORD_ID} characters, got {rid!r:.80}"
-            )
         try:
-            rid.encode("utf-8")
+            size = len(rid.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidArgument(f"tenant {tenant!r}: id {i} is not valid Unicode: {rid!r}") from None
+        if not 1 <= size <= MAX_RECORD_ID_BYTES:
+            raise InvalidArgument(
+                f"tenant {tenant!r}: id {i} must have 1 to {MAX_RECORD_ID_BYTES} bytes in UTF-8, "
+                f"got {size}: {rid!r:.80}"
+            )
     ids = list(ids)
     if unique and len(set(ids)) != len(ids):
         seen: set[str] = set()

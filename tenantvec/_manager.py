@@ -14,7 +14,8 @@ import logging
 import resource
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ._shard import Shard
@@ -48,6 +49,9 @@ class ShardManager:
         self._hot: OrderedDict[str, Shard] = OrderedDict()
         self._transit: dict[str, threading.Event] = {}
         self._closed = False
+        self._stop = threading.Event()
+        self._over_limits = False  # pinned shards kept us above max_hot or the budget
+        self._flusher: threading.Thread | None = None
         self.loads = self.evictions = self.hits = self.misses = 0
 
     # ------------------------------------------------------------------ pinning
@@ -90,16 +94,17 @@ class ShardManager:
         return shard
 
     def unpin(self, shard: Shard, *, wrote: bool = False) -> None:
-        """Release a pin; after a write, re-check the memory budget."""
+        """Release a pin; re-check the limits after a write, or when pinned shards kept
+        the manager over its limits (they may be evictable now)."""
         with self._lock:
             shard.pins -= 1
-            victims = self._select_victims_locked() if wrote else []
+            victims = self._select_victims_locked() if wrote or self._over_limits else []
         self._close_victims(victims)
 
     def _select_victims_locked(self) -> list[tuple[str, Shard, threading.Event]]:
         total = sum(s.memory_bytes for s in self._hot.values())
         victims = []
-        for tid, shard in list(self._hot.items()):
+        for tid, shard in list(self._hot.items())[:-1]:  # the most recent one stays, even alone over budget
             if len(self._hot) <= self.max_hot and total <= self.memory_budget:
                 break
             if shard.pins or tid in self._transit:
@@ -108,8 +113,9 @@ class ShardManager:
             event = self._transit[tid] = threading.Event()
             total -= shard.memory_bytes
             victims.append((tid, shard, event))
-        if total > self.memory_budget and len(self._hot) > 0 and not victims:
-            log.debug("memory budget exceeded by pinned shards (%d > %d bytes)", total, self.memory_budget)
+        self._over_limits = len(self._hot) > 1 and (len(self._hot) > self.max_hot or total > self.memory_budget)
+        if self._over_limits:
+            log.debug("over limits while shards are in use (%d hot, %d bytes)", len(self._hot), total)
         return victims
 
     def _close_victims(self, victims: list[tuple[str, Shard, threading.Event]]) -> None:
@@ -151,6 +157,45 @@ class ShardManager:
         self._close_victims([(tenant_id, shard, event)])
         return True
 
+    @contextmanager
+    def hold(self, tenant_id: str, *, cold: bool = False) -> Iterator[Shard | None]:
+        """Keep a tenant from loading or unloading while the body runs.
+
+        Yields its hot shard (pinned) or, when the tenant is cold, ``None``; a cold tenant
+        stays cold until the body ends, so its files may be opened directly (LMDB forbids a
+        second environment on one file in one process). With ``cold=True`` a hot tenant
+        is evicted first (waiting for running calls), so the body always gets ``None``.
+        Used by maintenance (verify, listing, export) that reads files without loading.
+        """
+        while True:
+            if cold:
+                self.evict(tenant_id)
+            with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
+                event = self._transit.get(tenant_id)
+                shard = self._hot.get(tenant_id)
+                if event is None and shard is not None and not cold:
+                    shard.pins += 1
+                    break
+                if event is None and shard is None:
+                    event = self._transit[tenant_id] = threading.Event()
+                    break
+            if event is not None:
+                event.wait()
+        if shard is not None:
+            try:
+                yield shard
+            finally:
+                self.unpin(shard)
+            return
+        try:
+            yield None
+        finally:
+            with self._lock:
+                del self._transit[tenant_id]
+            event.set()
+
     def hot(self) -> dict[str, Shard]:
         """Snapshot of hot shards (most recently used last)."""
         with self._lock:
@@ -160,20 +205,40 @@ class ShardManager:
         with self._lock:
             return tenant_id in self._hot
 
-    def flush(self) -> int:
-        """Write every dirty snapshot; returns how many were written."""
+    def _pin_if_hot(self, tenant_id: str) -> Shard | None:
+        """Pin a hot shard without touching LRU order or hit statistics."""
+        with self._lock:
+            shard = self._hot.get(tenant_id)
+            if shard is not None:
+                shard.pins += 1
+            return shard
+
+    def flush(self, *, sync: bool = True) -> int:
+        """Write every dirty snapshot of hot shards; returns how many were written."""
         written = 0
         for tid in list(self.hot()):
-            try:
-                shard = self.pin(tenant_id=tid)
-            except Exception:
+            shard = self._pin_if_hot(tid)
+            if shard is None:
                 continue
             try:
                 written += shard.flush()
-                shard.sync()
+                if sync:
+                    shard.sync()
+            except Exception:
+                log.exception("tenant %r: background flush failed", tid)
             finally:
                 self.unpin(shard)
         return written
+
+    def start_flusher(self, interval: float) -> None:
+        """Write dirty snapshots every ``interval`` seconds in a daemon thread, so the
+        operation log replayed after a crash stays short. Stopped by :meth:`close`."""
+        def run() -> None:
+            while not self._stop.wait(interval):
+                self.flush(sync=False)
+
+        self._flusher = threading.Thread(target=run, name="tenantvec-flush", daemon=True)
+        self._flusher.start()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -197,6 +262,9 @@ class ShardManager:
             if self._closed:
                 return
             self._closed = True
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
         while True:
             with self._lock:
                 pending = list(self._transit.values())

@@ -106,7 +106,8 @@ class StoreOptions:
     hnsw_threshold: int = 2048
     hnsw: HnswParams = HnswParams()
     compact_threshold: float = 0.5
-    map_size: int = 16 * 1024**2
+    flush_interval: float = 30.0
+    map_size: int = 64 * 1024**2
 
     def __post_init__(self) -> None:
         if self.dim is not None:
@@ -127,4 +128,7 @@ class StoreOptions:
         ct = self.compact_threshold
         if isinstance(ct, bool) or not isinstance(ct, (int, float)) or not 0 < ct <= 1:
             raise InvalidArgument(f"compact_threshold must be in (0, 1], got {ct!r}")
+        fi = self.flush_interval
+        if isinstance(fi, bool) or not isinstance(fi, (int, float)) or not 0 <= fi < float("inf"):
+            raise InvalidArgument(f"flush_interval must be a number of seconds >= 0, got {fi!r}")
         object.__setattr__(self, "map_size", parse_size(self.map_size, "map_size"))

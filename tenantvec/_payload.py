@@ -10,8 +10,9 @@ Why in memory rather than posting keys in LMDB: enumerating LMDB postings costs 
 itself, while evaluating a mask over 100k records costs tens of microseconds. The
 columns are rebuilt from LMDB (the source of truth) on a tenant's first filtered call
 after it is loaded, kept current by every write, counted in the shard's memory, and
-dropped on eviction. For HNSW tenants a float16 copy of the vectors (indexed by label)
-lets small matching sets be scored exactly without touching LMDB per vector.
+dropped on eviction. For HNSW tenants a float16 copy of the vectors' directions plus their
+float32 norms (indexed by label) lets small matching sets be scored without touching LMDB
+per vector; the planner re-scores the best candidates exactly from LMDB.
 
 Typed per-field storage (semantics identical to :mod:`tenantvec._filters`):
 
@@ -113,6 +114,7 @@ class PayloadIndex:
         self.n_live = 0
         self.fields: dict[str, _Field] = {}
         self.vec16 = np.zeros((self.cap, dim), dtype=np.float16) if with_vectors else None
+        self.norms = np.zeros(self.cap, dtype=np.float32) if with_vectors else None
 
     def _ensure(self, label: int) -> None:
         if label < self.cap:
@@ -125,9 +127,19 @@ class PayloadIndex:
             grown = np.zeros((cap, self.vec16.shape[1]), dtype=np.float16)
             grown[: self.cap] = self.vec16
             self.vec16 = grown
+            self.norms = np.concatenate([self.norms, np.zeros(cap - self.cap, dtype=np.float32)])
         self.cap = cap
 
-    def add(self, label: int, rec: list, vector: np.ndarray | None = None) -> None:
+    def set_vectors(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """Keep float16 directions and float32 norms of raw ``vectors`` (HNSW tenants)."""
+        if self.vec16 is None or not len(labels):
+            return
+        self._ensure(int(labels.max()))
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        self.norms[labels] = norms
+        self.vec16[labels] = vectors / np.where(norms > 0, norms, 1.0)[:, None]
+
+    def add(self, label: int, rec: list) -> None:
         """Index a record ``[id, metadata, document, created_at, updated_at]``."""
         self._ensure(label)
         items = list(rec[1].items())
@@ -137,8 +149,6 @@ class PayloadIndex:
             if f is None:
                 f = self.fields[name] = _Field(self.cap)
             f.set(label, v)
-        if self.vec16 is not None and vector is not None:
-            self.vec16[label] = vector
         if not self.live[label]:
             self.live[label] = True
             self.n_live += 1
@@ -151,7 +161,7 @@ class PayloadIndex:
     @property
     def nbytes(self) -> int:
         n = self.live.nbytes + sum(f.nbytes for f in self.fields.values())
-        return n + (self.vec16.nbytes if self.vec16 is not None else 0)
+        return n + (self.vec16.nbytes + self.norms.nbytes if self.vec16 is not None else 0)
 
     # -- evaluation ------------------------------------------------------------------
     def mask(self, node: Node) -> np.ndarray | None:
@@ -167,6 +177,8 @@ class PayloadIndex:
             inner = self._eval(node.part)
             return None if inner is None else ~inner
         parts = [self._eval(p) for p in node.parts]
+        if not parts:  # where={} matches everything
+            return ~self._none()
         if any(p is None for p in parts):
             return None
         out = parts[0].copy()

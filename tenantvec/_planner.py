@@ -7,7 +7,7 @@ matching set:
 
 * ``exact``          the tenant is small: the exact index scores the matching rows;
 * ``exact-filtered`` few records match (<= ``EXACT_FILTER_MAX``): their float16 copies
-                     are scored with numpy and the best candidates re-scored in float32;
+                     are scored with numpy and the best candidates re-scored exactly;
 * ``hnsw-post``      a large share matches (>= ``POST_FILTER_MIN_SELECTIVITY``): HNSW is
                      asked for ``3k/selectivity`` neighbours and the matching ones kept;
 * ``hnsw-filtered``  otherwise: hnswlib tests the mask inside its search and widens its
@@ -27,7 +27,7 @@ import numpy as np
 from ._codec import pack_label
 from ._filters import Node
 from ._index import distances, prepare_query
-from ._index._exact import top_k
+from ._index._exact import direct_distances, top_k
 from ._types import QueryPlan
 
 if TYPE_CHECKING:
@@ -48,8 +48,11 @@ def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: n
     """Score ``labels`` exactly: float16 copies first, then the best in float32 from LMDB."""
     metric = shard.metric
     pq = prepare_query(metric, qs)
-    mat16 = shard.payload(txn).vec16[labels].astype(np.float32)
-    dist = distances(metric, mat16, pq, _sq(metric, mat16))
+    payload = shard.payload(txn)
+    approx = payload.vec16[labels].astype(np.float32)  # unit directions: cosine-ready
+    if metric != "cosine":
+        approx *= payload.norms[labels][:, None]
+    dist = distances(metric, approx, pq, _sq(metric, approx))
     get, vecs_db = txn.get, shard._vecs
     out = []
     for i, row in enumerate(dist):
@@ -57,7 +60,7 @@ def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: n
         cand = labels[idx]
         raw = b"".join(get(pack_label(lab), db=vecs_db) for lab in cand.tolist())
         mat = prepare_query(metric, np.frombuffer(raw, dtype=np.float32).reshape(len(cand), shard.dim))
-        exact = distances(metric, mat, pq[i : i + 1], _sq(metric, mat))[0]
+        exact = direct_distances(metric, mat, pq[i])
         best, d = top_k(exact, min(k, len(cand)))
         out.append((cand[best], d))
     return out

@@ -45,7 +45,7 @@ from ._codec import (
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
 from ._ids import check_record_ids, new_record_id
-from ._index import ExactIndex, HnswIndex, prepare_query
+from ._index import ExactIndex, HnswIndex
 from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
@@ -57,6 +57,7 @@ from .errors import (
     InvalidArgument,
     ReadOnlyStore,
     StoreClosed,
+    StoreLocked,
     TenantVecError,
 )
 
@@ -123,11 +124,14 @@ class Shard:
         self._env: lmdb.Environment | None = None
         self._payload: PayloadIndex | None = None
         self._payload_lock = threading.Lock()
+        self._compact_lock = threading.Lock()  # one compaction at a time (see _maintenance)
+        self._data_ino = 0  # inode of data.mdb when opened; compaction replaces the file
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def create(cls, path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions) -> None:
-        """Initialise an empty shard in directory ``path`` (which must exist and be empty)."""
+    def create(cls, path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions) -> str:
+        """Initialise an empty shard in directory ``path`` (which must exist and be empty);
+        returns the new incarnation's uuid."""
         env = lmdb.open(path, map_size=opts.map_size, max_dbs=len(_DB_NAMES), sync=True)
         try:
             meta = env.open_db(b"meta")
@@ -154,6 +158,7 @@ class Shard:
             env.sync(True)
         finally:
             env.close()
+        return values[b"uuid"]
 
     @classmethod
     def open(cls, path: str, tenant_id: str, opts: StoreOptions, readonly: bool) -> Shard:
@@ -163,20 +168,7 @@ class Shard:
             cannot open the environment.
         """
         self = cls(path, tenant_id, opts, readonly)
-        try:
-            self._env = lmdb.open(
-                path,
-                map_size=_READER_MAP_SIZE if readonly else opts.map_size,
-                max_dbs=len(_DB_NAMES),
-                readonly=readonly,
-                create=False,
-                sync=opts.durability == "full",
-                metasync=opts.durability == "full",
-                readahead=False,
-                max_readers=512,
-            )
-        except lmdb.Error as exc:
-            raise CorruptShard(f"tenant {tenant_id!r}: cannot open LMDB environment in {path}: {exc}") from exc
+        self._env = self._open_env()
         try:
             self._open_dbs()
             with self._env.begin() as txn:
@@ -195,6 +187,48 @@ class Shard:
             raise CorruptShard(f"tenant {self.tenant_id!r}: missing LMDB database in {self.path}: {exc}") from exc
         self._meta, self._ids, self._recs = dbs["meta"], dbs["ids"], dbs["recs"]
         self._vecs, self._oplog, self._pidx, self.wm_db = dbs["vecs"], dbs["oplog"], dbs["pidx"], dbs["wm"]
+
+    def _open_env(self) -> lmdb.Environment:
+        try:
+            self._data_ino = os.stat(os.path.join(self.path, "data.mdb")).st_ino
+            return lmdb.open(
+                self.path,
+                map_size=_READER_MAP_SIZE if self.readonly else self.opts.map_size,
+                max_dbs=len(_DB_NAMES),
+                readonly=self.readonly,
+                create=False,
+                sync=self.opts.durability == "full",
+                metasync=self.opts.durability == "full",
+                readahead=False,
+                max_readers=512,
+            )
+        except (lmdb.Error, OSError) as exc:
+            if "already open in this process" in str(exc):
+                raise StoreLocked(
+                    f"tenant {self.tenant_id!r} is open in this process through another Store (LMDB allows "
+                    "one environment per file per process); use that Store, or read from another process"
+                ) from exc
+            raise CorruptShard(
+                f"tenant {self.tenant_id!r}: cannot open LMDB environment in {self.path}: {exc}"
+            ) from exc
+
+    def _env_replaced(self) -> bool:
+        """Whether data.mdb was replaced (by compaction) since this shard opened it."""
+        try:
+            return os.stat(os.path.join(self.path, "data.mdb")).st_ino != self._data_ino
+        except FileNotFoundError:
+            return False
+
+    def _reopen_env(self) -> None:
+        """Close and reopen the LMDB environment after compaction replaced its files;
+        reloads the metadata, keeps the in-memory index. The caller holds the write lock."""
+        if self._env is not None:
+            self._env.close()
+            self._env = None
+        self._env = self._open_env()
+        self._open_dbs()
+        with self._env.begin() as txn:
+            self._load_meta(txn)
 
     def _get_meta(self, txn: lmdb.Transaction, key: bytes, default: Any = MISSING) -> Any:
         raw = txn.get(key, db=self._meta)
@@ -379,6 +413,10 @@ class Shard:
 
     def _refresh(self) -> None:
         """Readonly shards: catch up with what the writer process committed since load."""
+        if self._env_replaced():  # the writer compacted this tenant: follow the new file
+            with self._lock.write():
+                if self._env_replaced():
+                    self._reopen_env()
         with self._env.begin() as txn:
             seq = self._get_meta(txn, b"seq")
         if seq == self._loaded_seq:
@@ -516,9 +554,9 @@ class Shard:
             else:
                 for lab in removed:
                     payload.remove(lab)
-                rows = prepare_query(self.metric, vecs) if payload.vec16 is not None and len(vecs) else vecs
-                for i, lab in enumerate(labels.tolist()):
-                    payload.add(lab, recs[i], rows[i])
+                for lab, rec in zip(labels.tolist(), recs):
+                    payload.add(lab, rec)
+                payload.set_vectors(labels, vecs)
         try:
             if removed:
                 self.index.remove(np.asarray(removed, dtype=np.int64))
@@ -610,8 +648,7 @@ class Shard:
                 for lb, raw in txn.cursor(db=self._recs):
                     payload.add(unpack_label(lb), unpackb(raw))
                 if hnsw:
-                    labels, mat = self._read_all_vectors(txn)
-                    payload.vec16[labels] = prepare_query(self.metric, mat)
+                    payload.set_vectors(*self._read_all_vectors(txn))
                 self._payload = payload
                 log.debug("tenant %r: built payload columns (%d bytes)", self.tenant_id, payload.nbytes)
             return self._payload
@@ -656,18 +693,19 @@ class Shard:
     ) -> tuple[list[list[Hit]], bool, QueryPlan | None]:
         """Nearest records to each query row; returns (hits per row, input was 1-D, plan)."""
         self._check_open()
-        qs, single = check_vectors(queries, self.dim, self.metric, self.tenant_id, what="query vector")
+        qs, single = check_vectors(queries, self.dim, self.metric, self.tenant_id, what="query vector", copy=False)
         k = check_k(k)
         compiled = compile_where(where)
         self._begin_read()
         try:
             with self._env.begin() as txn:
-                plan, results = plan_query(self, txn, qs, k, compiled)
+                plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 out = []
+                get, recs_db = txn.get, self._recs
                 for labels, dists in results:
                     row = []
                     for lab, d in zip(labels.tolist(), dists.tolist()):
-                        raw = txn.get(pack_label(lab), db=self._recs)
+                        raw = get(pack_label(lab), db=recs_db)
                         if raw is None:  # readonly view raced a concurrent delete
                             continue
                         rec = unpackb(raw)
@@ -675,7 +713,7 @@ class Shard:
                     out.append(row)
         finally:
             self._lock.release_read()
-        return out, single, plan if explain else None
+        return out, single, plan
 
     def get(
         self,

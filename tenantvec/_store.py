@@ -9,11 +9,15 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from . import _compact, _export, _maintenance
+from ._compact import CompactReport
+from ._export import ExportReport
 from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_from_dir_name
+from ._maintenance import TenantSummary, VerifyReport
 from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
 from ._shard import Shard
@@ -75,6 +79,10 @@ class Store:
         ``"process"`` (no fsync; survives a process crash, not an OS crash).
     :param hnsw_threshold: a tenant switches from exact search to HNSW above this size.
     :param hnsw: HNSW parameters for new HNSW indexes.
+    :param compact_threshold: a tenant is compacted by itself when this fraction of its
+        index entries are tombstones.
+    :param flush_interval: seconds between background writes of dirty index snapshots
+        (0 disables; snapshots are always written on eviction and close).
     :raises StoreLocked: another process holds the writer lock.
     :raises DimensionMismatch: ``dim`` differs from the persisted default.
     :raises InvalidArgument: a bad option, or ``metric`` differs from the persisted one.
@@ -93,12 +101,14 @@ class Store:
         hnsw_threshold: int = 2048,
         hnsw: HnswParams | None = None,
         compact_threshold: float = 0.5,
+        flush_interval: float = 30.0,
     ) -> None:
         self._closed = True
         self.options = StoreOptions(
             dim=dim, metric=metric, memory_budget=memory_budget, max_hot=max_hot,
             readonly=readonly, durability=durability, hnsw_threshold=hnsw_threshold,
             hnsw=hnsw if hnsw is not None else HnswParams(), compact_threshold=compact_threshold,
+            flush_interval=flush_interval,
         )
         self.path = Path(path)
         self.readonly = readonly
@@ -120,6 +130,8 @@ class Store:
         self._manager = ShardManager(
             self._open_shard, max_hot=self.options.max_hot, memory_budget=self.options.memory_budget
         )
+        if not readonly and self.options.flush_interval:
+            self._manager.start_flusher(self.options.flush_interval)
         self._closed = False
 
     # ------------------------------------------------------------------ lock & config
@@ -219,7 +231,7 @@ class Store:
         try:
             if final.name.startswith("~"):
                 (tmp / HASHED_ID_FILE).write_text(tenant_id, encoding="utf-8")
-            Shard.create(str(tmp), tenant_id, dim, metric, self.options)
+            incarnation = Shard.create(str(tmp), tenant_id, dim, metric, self.options)
             try:
                 os.rename(tmp, final)  # atomic; fails if another creator won
             except OSError:
@@ -232,7 +244,7 @@ class Store:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        return Tenant(self, tenant_id)
+        return Tenant(self, tenant_id, incarnation)
 
     def tenant(self, tenant_id: str, *, create: bool = False, dim: int | None = None,
                metric: str | None = None) -> Tenant:
@@ -244,14 +256,17 @@ class Store:
         """
         self._check_open()
         check_tenant_id(tenant_id)
-        if self.has_tenant(tenant_id):
-            return Tenant(self, tenant_id)
-        if not create:
-            raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
+        if create and not self.has_tenant(tenant_id):
+            try:
+                return self.create_tenant(tenant_id, dim=dim, metric=metric)
+            except TenantExists:
+                pass
+        # Loads the tenant (as its first call would) to bind the handle to this incarnation.
+        shard = self._manager.pin(tenant_id)
         try:
-            return self.create_tenant(tenant_id, dim=dim, metric=metric)
-        except TenantExists:
-            return Tenant(self, tenant_id)
+            return Tenant(self, tenant_id, shard.uuid)
+        finally:
+            self._manager.unpin(shard)
 
     def has_tenant(self, tenant_id: str) -> bool:
         """Whether the tenant exists. :raises InvalidTenantId: for a malformed id."""
@@ -333,6 +348,62 @@ class Store:
         self._check_open()
         self._manager.flush()
 
+    # ------------------------------------------------------------------ maintenance
+    def tenant_summaries(self, tenant_ids: Sequence[str] | None = None) -> list[TenantSummary]:
+        """Count, state (hot/cold/inactive, or corrupt), dim, metric, index kind, bytes on
+        disk and last write of each tenant (default: all), without loading cold ones."""
+        self._check_open()
+        ids = self.tenants() if tenant_ids is None else list(tenant_ids)
+        return [_maintenance.tenant_summary(self, tid) for tid in ids]
+
+    def verify(self, tenant_id: str, *, fix: bool = False) -> VerifyReport:
+        """Check a tenant's files (identity, records, vectors, id map, index snapshot and
+        contents); with ``fix``, repair what LMDB allows and report what was done.
+
+        The tenant is unloaded while it is checked. ``report.ok`` is true when no problem
+        remains.
+
+        :raises TenantNotFound: the tenant does not exist.
+        :raises ReadOnlyStore: ``fix`` on a read-only store.
+        """
+        self._check_open()
+        return _maintenance.verify_tenant(self, tenant_id, fix=fix)
+
+    def compact(self, tenant_id: str, *, dry_run: bool = False) -> CompactReport:
+        """Rebuild a tenant's index without tombstones and rewrite its LMDB environment
+        compactly (see :meth:`Tenant.compact`); ``dry_run`` only estimates the result.
+
+        :raises TenantNotFound: the tenant does not exist.
+        :raises ReadOnlyStore: the store is read-only (unless ``dry_run``).
+        """
+        self._check_open()
+        return _compact.compact_tenant(self, tenant_id, dry_run=dry_run)
+
+    def export_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
+                      progress: Callable[[int, int], None] | None = None) -> ExportReport:
+        """Write one tenant to a portable, checksummed file (see :mod:`tenantvec._export`).
+
+        ``progress(done, total)`` is called as records are written.
+
+        :raises TenantNotFound: the tenant does not exist.
+        """
+        self._check_open()
+        return _export.export_tenant(self, tenant_id, path, progress=progress)
+
+    def import_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
+                      progress: Callable[[int, int], None] | None = None) -> Tenant:
+        """Create tenant ``tenant_id`` from a file written by :meth:`export_tenant`.
+
+        Records keep their ids and timestamps. The file's checksum is verified first; a
+        damaged file creates nothing.
+
+        :raises CorruptExport: the file is damaged or not an export.
+        :raises TenantExists: the tenant exists already.
+        :raises ReadOnlyStore: the store is read-only.
+        """
+        _export.import_tenant(self, tenant_id, path, progress=progress)
+        return self.tenant(tenant_id)
+
     def close(self) -> None:
         """Flush snapshots, close every tenant, release the writer lock. Idempotent."""
         if self._closed:
@@ -368,10 +439,10 @@ class Tenant:
 
     __slots__ = ("_id", "_store", "_uuid")
 
-    def __init__(self, store: Store, tenant_id: str) -> None:
+    def __init__(self, store: Store, tenant_id: str, incarnation: str) -> None:
         self._store = store
         self._id = tenant_id
-        self._uuid: str | None = None
+        self._uuid = incarnation
 
     @property
     def id(self) -> str:
@@ -383,10 +454,11 @@ class Tenant:
     def _pin(self, *, allow_inactive: bool = False) -> Shard:
         store = self._store
         store._check_open()
-        shard = store._manager.pin(self._id)
-        if self._uuid is None:
-            self._uuid = shard.uuid
-        elif shard.uuid != self._uuid:
+        try:
+            shard = store._manager.pin(self._id)
+        except TenantNotFound:
+            raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant") from None
+        if shard.uuid != self._uuid:
             store._manager.unpin(shard)
             raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant")
         if not shard.active and not allow_inactive:
@@ -425,7 +497,9 @@ class Tenant:
         """Insert or wholly replace records (vector, metadata, document); ``created_at`` is kept."""
         shard = self._pin()
         try:
-            return shard.put(vectors, ids, documents, metadata, upsert=True)
+            out = shard.put(vectors, ids, documents, metadata, upsert=True)
+            _compact.maybe_compact(shard)
+            return out
         finally:
             self._store._manager.unpin(shard, wrote=True)
 
@@ -475,11 +549,16 @@ class Tenant:
     def delete(self, ids: Sequence[str] | None = None, where: dict | None = None) -> int:
         """Delete records by id and/or ``where``; returns the number deleted.
 
+        When tombstones then pass the store's ``compact_threshold``, the tenant is
+        compacted before the call returns (queries keep being served meanwhile).
+
         :raises InvalidArgument: neither ``ids`` nor ``where`` given (``where={}`` deletes all).
         """
         shard = self._pin()
         try:
-            return shard.delete(ids, where)
+            n = shard.delete(ids, where)
+            _compact.maybe_compact(shard)
+            return n
         finally:
             self._store._manager.unpin(shard, wrote=True)
 
@@ -506,5 +585,24 @@ class Tenant:
             return shard.flush()
         finally:
             self._store._manager.unpin(shard)
+
+    def compact(self) -> CompactReport:
+        """Rebuild the index without tombstones and rewrite the LMDB environment compactly.
+
+        Keeps serving queries and writes while the new index is built from an LMDB
+        snapshot; only the catch-up and the file swap block writers briefly. A tenant at or
+        below ``hnsw_threshold`` records switches back to the exact index. Returns disk
+        and memory before and after.
+
+        :raises ReadOnlyStore: the store is read-only.
+        """
+        self._store._check_writable(f"compact tenant {self._id!r}")
+        shard = self._pin(allow_inactive=True)
+        try:
+            report = _compact.compact_shard(shard)
+        finally:
+            self._store._manager.unpin(shard, wrote=True)
+        assert report is not None  # compact_shard waits for a running compaction
+        return report
 
 

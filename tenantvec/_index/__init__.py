@@ -39,9 +39,6 @@ class VectorIndex(Protocol):
     def remove(self, labels: np.ndarray) -> None:
         """Remove labels; unknown labels are ignored."""
 
-    def __contains__(self, label: int) -> bool:
-        """Whether ``label`` is live in the index."""
-
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -29,6 +29,15 @@ def distances(metric: str, mat: np.ndarray, queries: np.ndarray, sq: np.ndarray 
     return 1.0 - dots
 
 
+def direct_distances(metric: str, mat: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Distances of prepared rows to one prepared query, l2 summed directly (no expansion):
+    slower, but exact for few rows whatever their offset."""
+    if metric == "l2":
+        diff = mat - query
+        return np.einsum("ij,ij->i", diff, diff)
+    return 1.0 - mat @ query
+
+
 def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the ``k`` smallest entries of a 1-D array, ascending."""
     n = dist.shape[0]
@@ -41,7 +50,12 @@ def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class ExactIndex:
-    """Dense float32 matrix with swap-remove deletes; answers are exact."""
+    """Dense float32 matrix with swap-remove deletes; answers are exact.
+
+    Under l2, rows are stored relative to an origin (the mean of the first batch), so that
+    the ``|v|^2 - 2 v.q + |q|^2`` expansion keeps float32 precision for vectors with a
+    large common offset; l2 distance does not depend on the origin.
+    """
 
     kind = "exact"
 
@@ -52,14 +66,12 @@ class ExactIndex:
         self._mat = np.empty((cap, dim), dtype=np.float32)
         self._labels = np.empty(cap, dtype=np.int64)
         self._sq = np.empty(cap, dtype=np.float32) if metric == "l2" else None
+        self._origin: np.ndarray | None = None
         self._row: dict[int, int] = {}
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
-
-    def __contains__(self, label: int) -> bool:
-        return int(label) in self._row
 
     @property
     def deleted(self) -> int:
@@ -88,7 +100,7 @@ class ExactIndex:
     def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
         n = len(labels)
         self._grow(self._n + n)
-        rows = prepare_query(self.metric, vectors)
+        rows = self._to_rows(vectors)
         s = slice(self._n, self._n + n)
         self._mat[s] = rows
         self._labels[s] = labels
@@ -115,13 +127,21 @@ class ExactIndex:
                 row[moved] = i
             self._n = last
 
+    def _to_rows(self, vectors: np.ndarray) -> np.ndarray:
+        if self.metric != "l2":
+            return prepare_query(self.metric, vectors)
+        if self._origin is None:
+            self._origin = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        return vectors - self._origin
+
     def labels(self) -> np.ndarray:
         return self._labels[: self._n].copy()
 
     def get_vectors(self, labels: np.ndarray) -> np.ndarray:
         row = self._row
         rows = np.fromiter((row[lab] for lab in np.asarray(labels).tolist()), dtype=np.int64)
-        return self._mat[rows]
+        mat = self._mat[rows]
+        return mat + self._origin if self._origin is not None else mat
 
     def search(
         self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
@@ -137,7 +157,7 @@ class ExactIndex:
         if len(labels) == 0:
             empty = (np.empty(0, np.int64), np.empty(0, np.float32))
             return [empty for _ in range(len(queries))]
-        dist = distances(self.metric, mat, prepare_query(self.metric, queries), sq)
+        dist = distances(self.metric, mat, self._to_rows(queries), sq)
         k = min(k, len(labels))
         out = []
         for row_d in dist:
