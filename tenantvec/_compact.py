@@ -17,6 +17,10 @@ checkpoint, then renames ``data.mdb`` and ``index.hnsw`` into place, removes the
 ``lock.mdb`` (processes still reading the old file keep theirs; readers reopen when they
 see the file replaced) and reopens. A crash at any point leaves either the old or the
 new files, each consistent: a snapshot that does not match is rebuilt on open.
+
+Compaction relies on every write to a shard's databases holding the shard's write lock
+(as ``put``, ``delete`` and ``set_active`` do): a write that bypassed it during the swap
+would land in the old file.
 """
 
 from __future__ import annotations

@@ -87,10 +87,12 @@ class _Files:
         return default if raw is None else unpackb(raw)
 
 
-def _tenant_path(store: Store, tenant_id: str) -> str:
+def _tenant_path(store: Store, tenant_id: str, *, need_data: bool = True) -> str:
+    """The tenant's directory; without ``need_data`` a directory that lost its data.mdb
+    counts as existing (listing and verify report it as damaged)."""
     check_tenant_id(tenant_id)
     path = store._tenant_path(tenant_id)
-    if not (path / "data.mdb").is_file():
+    if not (path / "data.mdb").is_file() and (need_data or not path.is_dir()):
         raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(store.path)!r}")
     return str(path)
 
@@ -176,7 +178,7 @@ def tenant_summary(store: Store, tenant_id: str) -> TenantSummary:
     A hot tenant answers from memory; a cold one is read from its files and stays cold.
     A tenant whose files cannot be read is reported with state ``"corrupt"``.
     """
-    path = _tenant_path(store, tenant_id)
+    path = _tenant_path(store, tenant_id, need_data=False)
     with store._manager.hold(tenant_id) as shard:
         if shard is None:
             return _peek(store, tenant_id, path)
@@ -602,7 +604,7 @@ def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: in
     the loaded index holds exactly the live records and sampled stored vectors find
     themselves. The tenant is unloaded for the duration (a running store waits for it).
     """
-    path = _tenant_path(store, tenant_id)
+    path = _tenant_path(store, tenant_id, need_data=False)
     if fix:
         store._check_writable(f"repair tenant {tenant_id!r}")
     with store._manager.hold(tenant_id, cold=True):

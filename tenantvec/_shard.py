@@ -124,7 +124,7 @@ class Shard:
         self._env: lmdb.Environment | None = None
         self._payload: PayloadIndex | None = None
         self._payload_lock = threading.Lock()
-        self._compact_lock = threading.Lock()  # one compaction at a time (see _maintenance)
+        self._compact_lock = threading.Lock()  # one compaction at a time (see _compact)
         self._data_ino = 0  # inode of data.mdb when opened; compaction replaces the file
 
     # ------------------------------------------------------------------ lifecycle
