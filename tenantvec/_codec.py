@@ -78,17 +78,18 @@ def check_vectors(
     else:
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(out).all():
-        i = int(np.argmin(np.isfinite(out).all(axis=1)))
-        raise InvalidVector(
-            f"tenant {tenant!r}: {what} {i} contains NaN or infinity (or overflows float32)"
-        )
-    with np.errstate(over="ignore", under="ignore"):
-        sq = np.einsum("ij,ij->i", out, out)
+    # One pass: a squared norm is finite only if every component is (NaN and inf
+    # propagate), and zero only for a zero vector (or one too small for float32).
+    sq = np.einsum("ij,ij->i", out, out)
     if not np.isfinite(sq).all():
-        i = int(np.argmin(np.isfinite(sq)))
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise InvalidVector(
+                f"tenant {tenant!r}: {what} {int(np.argmax(bad))} contains NaN or infinity (or overflows float32)"
+            )
         raise InvalidVector(
-            f"tenant {tenant!r}: {what} {i} is too large: its squared norm overflows float32 (scale it down)"
+            f"tenant {tenant!r}: {what} {int(np.argmin(np.isfinite(sq)))} is too large: "
+            "its squared norm overflows float32 (scale it down)"
         )
     if metric == "cosine" and not sq.all():
         i = int(np.argmin(sq != 0))

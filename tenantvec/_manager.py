@@ -51,6 +51,7 @@ class ShardManager:
         self._closed = False
         self._stop = threading.Event()
         self._over_limits = False  # pinned shards kept us above max_hot or the budget
+        self._memory = 0  # sum of hot shards' accounted bytes
         self._flusher: threading.Thread | None = None
         self.loads = self.evictions = self.hits = self.misses = 0
 
@@ -86,6 +87,7 @@ class ShardManager:
         with self._lock:
             shard.pins = 1
             self._hot[tenant_id] = shard
+            self._account_locked(shard)
             del self._transit[tenant_id]
             self.loads += 1
             victims = self._select_victims_locked()
@@ -98,11 +100,20 @@ class ShardManager:
         the manager over its limits (they may be evictable now)."""
         with self._lock:
             shard.pins -= 1
-            victims = self._select_victims_locked() if wrote or self._over_limits else []
+            grew = self._hot.get(shard.tenant_id) is shard and self._account_locked(shard) > 0
+            victims = self._select_victims_locked() if wrote or grew or self._over_limits else []
         self._close_victims(victims)
 
+    def _account_locked(self, shard: Shard) -> int:
+        """Re-read a hot shard's memory into the running total; returns the change."""
+        new = shard.memory_bytes
+        delta = new - shard.accounted
+        shard.accounted = new
+        self._memory += delta
+        return delta
+
     def _select_victims_locked(self) -> list[tuple[str, Shard, threading.Event]]:
-        total = sum(s.memory_bytes for s in self._hot.values())
+        total = self._memory
         victims = []
         for tid, shard in list(self._hot.items())[:-1]:  # the most recent one stays, even alone over budget
             if len(self._hot) <= self.max_hot and total <= self.memory_budget:
@@ -111,8 +122,9 @@ class ShardManager:
                 continue
             del self._hot[tid]
             event = self._transit[tid] = threading.Event()
-            total -= shard.memory_bytes
+            total -= shard.accounted
             victims.append((tid, shard, event))
+        self._memory = total
         self._over_limits = len(self._hot) > 1 and (len(self._hot) > self.max_hot or total > self.memory_budget)
         if self._over_limits:
             log.debug("over limits while shards are in use (%d hot, %d bytes)", len(self._hot), total)
@@ -145,6 +157,7 @@ class ShardManager:
                         return False
                     if not shard.pins:
                         del self._hot[tenant_id]
+                        self._memory -= shard.accounted
                         event = self._transit[tenant_id] = threading.Event()
                         break
                     event = None
@@ -242,7 +255,7 @@ class ShardManager:
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            memory = sum(s.memory_bytes for s in self._hot.values())
+            memory = self._memory
             lookups = self.hits + self.misses
             return {
                 "hot": len(self._hot),

@@ -51,7 +51,7 @@ def _elem_key(v: object) -> tuple | None:
 
 
 class _Field:
-    __slots__ = ("big", "code", "elems", "flag", "num", "strings", "vocab")
+    __slots__ = ("big", "code", "elems", "extra", "flag", "num", "strings", "vocab")
 
     def __init__(self, cap: int) -> None:
         self.num = np.full(cap, np.nan)
@@ -61,6 +61,7 @@ class _Field:
         self.strings: list[str] = []
         self.elems: dict[tuple, array] = {}
         self.big = False
+        self.extra = 0  # bytes of vocabulary and posting lists, kept current by set()
 
     def grow(self, cap: int) -> None:
         n = len(self.num)
@@ -84,6 +85,7 @@ class _Field:
             if code is None:
                 code = self.vocab[v] = len(self.strings)
                 self.strings.append(v)
+                self.extra += 160 + len(v)
             self.code[label] = code
         elif isinstance(v, list):
             for e in v:
@@ -95,14 +97,10 @@ class _Field:
                 posting = self.elems.get(key)
                 if posting is None:
                     posting = self.elems[key] = array("q")
+                    self.extra += 160
                 posting.append(label)
+                self.extra += 8
         self.flag[label] = flag
-
-    @property
-    def nbytes(self) -> int:
-        n = self.num.nbytes + self.code.nbytes + self.flag.nbytes
-        n += sum(60 + len(s) for s in self.strings) + 100 * len(self.vocab)
-        return n + sum(80 + p.itemsize * len(p) for p in self.elems.values())
 
 
 class PayloadIndex:
@@ -160,7 +158,9 @@ class PayloadIndex:
 
     @property
     def nbytes(self) -> int:
-        n = self.live.nbytes + sum(f.nbytes for f in self.fields.values())
+        """Accounted bytes: columns (13 bytes per field per label slot), vocabularies,
+        posting lists, and the vector copies."""
+        n = self.cap * (1 + 13 * len(self.fields)) + sum(f.extra for f in self.fields.values())
         return n + (self.vec16.nbytes + self.norms.nbytes if self.vec16 is not None else 0)
 
     # -- evaluation ------------------------------------------------------------------

@@ -118,6 +118,7 @@ class Shard:
         self.opts = opts
         self.readonly = readonly
         self.pins = 0  # managed by the ShardManager under its lock
+        self.accounted = 0  # memory_bytes as the ShardManager last counted it
         self._lock = RWLock()
         self._flush_lock = threading.Lock()
         self._closed = False
@@ -200,7 +201,7 @@ class Shard:
                 sync=self.opts.durability == "full",
                 metasync=self.opts.durability == "full",
                 readahead=False,
-                max_readers=512,
+                max_readers=126,
             )
         except (lmdb.Error, OSError) as exc:
             if "already open in this process" in str(exc):
@@ -516,15 +517,17 @@ class Shard:
                     rec = [id_list[i], metas[i], docs[i], created[i], now]
                     recs.append(rec)
                     put(kb, lb, db=self._ids)
-                    put(lb, packb(rec), db=self._recs)
-                    put(lb, vecs[i].tobytes(), db=self._vecs)
+                    # labels only grow: appending fills LMDB pages instead of splitting them
+                    put(lb, packb(rec), db=self._recs, append=True)
+                    put(lb, vecs[i].tobytes(), db=self._vecs, append=True)
                 seq = self._seq
                 if hnsw:
                     if old_labels:
                         seq += 1
-                        put(pack_label(seq), packb(["d", labels_to_bytes(np.array(old_labels))]), db=self._oplog)
+                        put(pack_label(seq), packb(["d", labels_to_bytes(np.array(old_labels))]),
+                            db=self._oplog, append=True)
                     seq += 1
-                    put(pack_label(seq), packb(["a", labels_to_bytes(labels)]), db=self._oplog)
+                    put(pack_label(seq), packb(["a", labels_to_bytes(labels)]), db=self._oplog, append=True)
                 else:
                     seq += 1
                 meta = {b"seq": seq, b"next_label": first + n, b"last_write": now}
@@ -570,7 +573,9 @@ class Shard:
                 self.kind = "hnsw"
                 log.info("tenant %r: switched to an HNSW index at %d records", self.tenant_id, len(index))
             elif len(labels):
-                self.index.add(labels, vecs)
+                # big batches use every core (bulk loads); small ones stay on this thread
+                threads = -1 if len(labels) >= 256 else 1
+                self.index.add(labels, vecs, num_threads=threads)
             if self.kind == "hnsw":
                 self._dirty = True
         except Exception:

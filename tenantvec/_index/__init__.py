@@ -33,8 +33,9 @@ class VectorIndex(Protocol):
     def memory_bytes(self) -> int:
         """Estimated resident bytes of the index."""
 
-    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under new labels (never re-used)."""
+    def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:
+        """Add vectors under new labels (never re-used), with up to ``num_threads``
+        threads where the backend can use them (-1: every core)."""
 
     def remove(self, labels: np.ndarray) -> None:
         """Remove labels; unknown labels are ignored."""

@@ -97,7 +97,7 @@ class ExactIndex:
             sq[: self._n] = self._sq[: self._n]
             self._sq = sq
 
-    def add(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:
         n = len(labels)
         self._grow(self._n + n)
         rows = self._to_rows(vectors)
