@@ -251,7 +251,11 @@ class Store:
         """A handle on one tenant.
 
         :param create: create the tenant if it does not exist.
+        :param dim: with ``create``, the new tenant's dimension; an existing tenant must match.
+        :param metric: with ``create``, the new tenant's metric; an existing tenant must match.
         :raises TenantNotFound: the tenant does not exist and ``create`` is false.
+        :raises DimensionMismatch: an explicit ``dim`` differs from the existing tenant's.
+        :raises InvalidArgument: an explicit ``metric`` differs from the existing tenant's.
         :raises InvalidTenantId: the id breaks the tenant id rules.
         """
         self._check_open()
@@ -264,6 +268,10 @@ class Store:
         # Loads the tenant (as its first call would) to bind the handle to this incarnation.
         shard = self._manager.pin(tenant_id)
         try:
+            if dim is not None and dim != shard.dim:
+                raise DimensionMismatch(f"tenant {tenant_id!r} has dim {shard.dim}; asked for dim={dim}")
+            if metric is not None and metric != shard.metric:
+                raise InvalidArgument(f"tenant {tenant_id!r} has metric {shard.metric!r}; asked for metric={metric!r}")
             return Tenant(self, tenant_id, shard.uuid)
         finally:
             self._manager.unpin(shard)

@@ -329,20 +329,6 @@ class IndexContract:
 class TestExactIndex(IndexContract):
     exact = True
 
-    @pytest.fixture(autouse=True)
-    def _known_bugs(self, request):
-        if request.node.originalname == "test_l2_far_from_origin_after_a_first_batch_elsewhere":
-            request.applymarker(
-                pytest.mark.xfail(
-                    reason="BUG: ExactIndex l2 shifts rows by the mean of the FIRST batch only; "
-                    "idx.add([0], zeros((1, 8))) then 200 vectors at offset 1000: the "
-                    "|v|^2 - 2v.q + |q|^2 expansion loses float32 precision again "
-                    "(distances ~16% off, 3 of the top-10 wrong)",
-                    raises=AssertionError,
-                    strict=True,
-                )
-            )
-
     @pytest.fixture
     def make(self):
         return lambda dim, metric: ExactIndex(dim, metric, capacity=1)
@@ -406,14 +392,6 @@ class TestHnswIndex(IndexContract):
             self.check_results(metric, vec_of, q, labels, dists, k, allowed.tolist())
         assert idx.ef == 1  # a widened beam is restored after the search
 
-    @pytest.mark.xfail(
-        reason="BUG: HnswIndex._knn's exact fallback scores l2 with the float32 expansion "
-        "|v|^2 - 2v.q + |q|^2 (_exact.distances): HnswIndex(8, 'l2', m=2, ef_construction=8, "
-        "ef=1), 400 vectors at offset 1000, 375 removed, search(k=25) -> distances like 5.0 "
-        "for a true 5.39 (every one off, order wrong)",
-        raises=AssertionError,
-        strict=True,
-    )
     def test_weak_graph_fallback_far_from_origin(self):
         """The exact fallback of a struggling HNSW search must be exact under l2 even for
         vectors with a large common offset."""

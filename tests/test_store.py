@@ -251,14 +251,6 @@ def test_tenant_create_true_with_dim(store):
     assert (t.info().dim, t.info().metric) == (8, "ip")
 
 
-@pytest.mark.xfail(
-    reason="DEVIATION (by analogy with DESIGN's Store rule: a different explicit dim raises "
-    "DimensionMismatch, a different metric a TenantVecError): store.tenant('acme', create=True, "
-    "dim=8) on an existing 4-dim tenant silently returns the 4-dim tenant; the caller only "
-    "finds out at the first add. Same for metric='l2' on a cosine tenant",
-    raises=AssertionError,
-    strict=True,
-)
 @pytest.mark.parametrize("kwargs", [{"dim": DIM * 2}, {"metric": "l2"}], ids=repr)
 def test_tenant_create_true_with_conflicting_explicit_options(store, kwargs):
     store.create_tenant("acme")

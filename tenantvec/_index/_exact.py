@@ -52,9 +52,10 @@ def top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 class ExactIndex:
     """Dense float32 matrix with swap-remove deletes; answers are exact.
 
-    Under l2, rows are stored relative to an origin (the mean of the first batch), so that
-    the ``|v|^2 - 2 v.q + |q|^2`` expansion keeps float32 precision for vectors with a
-    large common offset; l2 distance does not depend on the origin.
+    Under l2, rows are stored relative to an origin near their mean, so that the
+    ``|v|^2 - 2 v.q + |q|^2`` expansion keeps float32 precision for vectors with a large
+    common offset (l2 distance does not depend on the origin). When the data drifts so
+    that the offset from the origin dominates the spread, the rows are re-centred.
     """
 
     kind = "exact"
@@ -67,6 +68,8 @@ class ExactIndex:
         self._labels = np.empty(cap, dtype=np.int64)
         self._sq = np.empty(cap, dtype=np.float32) if metric == "l2" else None
         self._origin: np.ndarray | None = None
+        self._row_sum = np.zeros(dim, dtype=np.float64)  # l2: running sums for drift checks
+        self._sq_sum = 0.0
         self._row: dict[int, int] = {}
         self._n = 0
 
@@ -106,10 +109,26 @@ class ExactIndex:
         self._labels[s] = labels
         if self._sq is not None:
             self._sq[s] = np.einsum("ij,ij->i", rows, rows)
+            self._row_sum += rows.sum(axis=0, dtype=np.float64)
+            self._sq_sum += float(self._sq[s].sum(dtype=np.float64))
         row = self._row
         for i, lab in enumerate(labels.tolist(), start=self._n):
             row[lab] = i
         self._n += n
+        if self._sq is not None:
+            self._recentre_if_drifted()
+
+    def _recentre_if_drifted(self) -> None:
+        n = self._n
+        mean = self._row_sum / n
+        if float(mean @ mean) <= self._sq_sum / n / 4:
+            return
+        shift = mean.astype(np.float32)
+        self._mat[:n] -= shift
+        self._origin = self._origin + shift
+        self._sq[:n] = np.einsum("ij,ij->i", self._mat[:n], self._mat[:n])
+        self._row_sum = self._mat[:n].sum(axis=0, dtype=np.float64)
+        self._sq_sum = float(self._sq[:n].sum(dtype=np.float64))
 
     def remove(self, labels: np.ndarray) -> None:
         row = self._row
@@ -118,6 +137,9 @@ class ExactIndex:
             if i is None:
                 continue
             last = self._n - 1
+            if self._sq is not None:
+                self._row_sum -= self._mat[i]
+                self._sq_sum -= float(self._sq[i])
             if i != last:
                 moved = int(self._labels[last])
                 self._mat[i] = self._mat[last]

@@ -8,7 +8,7 @@ import logging
 import hnswlib
 import numpy as np
 
-from ._exact import distances, prepare_query, top_k
+from ._exact import direct_distances, prepare_query, top_k
 
 log = logging.getLogger("tenantvec")
 
@@ -199,10 +199,8 @@ class HnswIndex:
         log.debug("hnsw search fell back to exact scan (k=%d, live=%d)", k, live)
         cand = self.labels() if allowed is None else np.flatnonzero(allowed)
         vecs = self.get_vectors(cand)
-        sq = np.einsum("ij,ij->i", vecs, vecs) if self.metric == "l2" else None
-        dist = distances(self.metric, vecs, prepare_query(self.metric, queries), sq)
         out = []
-        for row in dist:
-            idx, d = top_k(row, k)
+        for q in prepare_query(self.metric, queries):
+            idx, d = top_k(direct_distances(self.metric, vecs, q), k)
             out.append((cand[idx], d))
         return out
