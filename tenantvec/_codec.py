@@ -6,6 +6,7 @@ rejected call raises before any transaction begins.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,19 @@ def check_vectors(
     :raises InvalidVector: wrong shape or type, NaN/inf, a zero vector under cosine.
     :raises DimensionMismatch: a vector of the wrong dimension.
     """
+    if (
+        type(vectors) is np.ndarray
+        and vectors.ndim == 1
+        and vectors.dtype == np.float32
+        and vectors.shape[0] == dim
+        and not copy
+        and vectors.flags.c_contiguous
+    ):
+        # Fast path for the common query: one float32 vector. A squared norm is finite
+        # only if every component is, and zero only for a zero (or underflowing) vector.
+        sq = float(vectors @ vectors)
+        if math.isfinite(sq) and (sq != 0.0 or metric != "cosine"):
+            return vectors[None, :], True
     if isinstance(vectors, (str, bytes, dict)) or vectors is None:
         raise InvalidVector(f"tenant {tenant!r}: {what}s must be an array of numbers, got {type(vectors).__name__}")
     try:

@@ -100,12 +100,15 @@ class ShardManager:
         the manager over its limits (they may be evictable now)."""
         with self._lock:
             shard.pins -= 1
-            grew = self._hot.get(shard.tenant_id) is shard and self._account_locked(shard) > 0
+            grew = False
+            if (wrote or shard.memory_changed) and self._hot.get(shard.tenant_id) is shard:
+                grew = self._account_locked(shard) > 0
             victims = self._select_victims_locked() if wrote or grew or self._over_limits else []
         self._close_victims(victims)
 
     def _account_locked(self, shard: Shard) -> int:
         """Re-read a hot shard's memory into the running total; returns the change."""
+        shard.memory_changed = False
         new = shard.memory_bytes
         delta = new - shard.accounted
         shard.accounted = new

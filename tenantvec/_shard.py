@@ -119,6 +119,7 @@ class Shard:
         self.readonly = readonly
         self.pins = 0  # managed by the ShardManager under its lock
         self.accounted = 0  # memory_bytes as the ShardManager last counted it
+        self.memory_changed = True  # set when memory_bytes may have changed since counted
         self._lock = RWLock()
         self._flush_lock = threading.Lock()
         self._closed = False
@@ -294,6 +295,7 @@ class Shard:
         self.index = index
         self._loaded_seq = self._seq
         self._payload = None
+        self.memory_changed = True
 
     def _load_index(self, txn: lmdb.Transaction) -> None:
         self._loaded_seq = self._seq
@@ -655,6 +657,7 @@ class Shard:
                 if hnsw:
                     payload.set_vectors(*self._read_all_vectors(txn))
                 self._payload = payload
+                self.memory_changed = True
                 log.debug("tenant %r: built payload columns (%d bytes)", self.tenant_id, payload.nbytes)
             return self._payload
 
