@@ -10,9 +10,12 @@ Why in memory rather than posting keys in LMDB: enumerating LMDB postings costs 
 itself, while evaluating a mask over 100k records costs tens of microseconds. The
 columns are rebuilt from LMDB (the source of truth) on a tenant's first filtered call
 after it is loaded, kept current by every write, counted in the shard's memory, and
-dropped on eviction. For HNSW tenants a float16 copy of the vectors' directions plus their
-float32 norms (indexed by label) lets small matching sets be scored without touching LMDB
-per vector; the planner re-scores the best candidates exactly from LMDB.
+dropped on eviction. For HNSW tenants an int8 copy of the vectors lets small matching sets
+be scored without touching LMDB per vector: each (prepared) vector is stored as its
+residual from the tenant's mean vector, quantised to int8 with one float32 scale per
+vector, so a large common offset costs no precision; the planner re-scores the best
+candidates exactly from LMDB. int8 rather than float16: numpy widens int8 to float32
+five times faster.
 
 Typed per-field storage (semantics identical to :mod:`tenantvec._filters`):
 
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ._filters import And, Cond, Node, Not, range_match
+from ._index import prepare_query
 
 _PRESENT, _NULL, _TRUE, _FALSE, _BIG = 1, 2, 4, 8, 16
 _EXACT_INT = 2**53
@@ -106,13 +110,16 @@ class _Field:
 class PayloadIndex:
     """Columns of one shard's metadata plus system time fields, indexed by label."""
 
-    def __init__(self, dim: int, with_vectors: bool, capacity: int = 1024) -> None:
+    def __init__(self, dim: int, metric: str, with_vectors: bool, capacity: int = 1024) -> None:
+        self.metric = metric
         self.cap = max(capacity, 16)
         self.live = np.zeros(self.cap, dtype=bool)
         self.n_live = 0
         self.fields: dict[str, _Field] = {}
-        self.vec16 = np.zeros((self.cap, dim), dtype=np.float16) if with_vectors else None
-        self.norms = np.zeros(self.cap, dtype=np.float32) if with_vectors else None
+        self.vec8 = np.zeros((self.cap, dim), dtype=np.int8) if with_vectors else None
+        self.scale = np.zeros(self.cap, dtype=np.float32) if with_vectors else None
+        self.rsq = np.zeros(self.cap, dtype=np.float32) if with_vectors else None  # |residual|^2
+        self.origin: np.ndarray | None = None
 
     def _ensure(self, label: int) -> None:
         if label < self.cap:
@@ -121,21 +128,38 @@ class PayloadIndex:
         self.live = np.concatenate([self.live, np.zeros(cap - self.cap, dtype=bool)])
         for f in self.fields.values():
             f.grow(cap)
-        if self.vec16 is not None:
-            grown = np.zeros((cap, self.vec16.shape[1]), dtype=np.float16)
-            grown[: self.cap] = self.vec16
-            self.vec16 = grown
-            self.norms = np.concatenate([self.norms, np.zeros(cap - self.cap, dtype=np.float32)])
+        if self.vec8 is not None:
+            grown = np.zeros((cap, self.vec8.shape[1]), dtype=np.int8)
+            grown[: self.cap] = self.vec8
+            self.vec8 = grown
+            self.scale = np.concatenate([self.scale, np.zeros(cap - self.cap, dtype=np.float32)])
+            self.rsq = np.concatenate([self.rsq, np.zeros(cap - self.cap, dtype=np.float32)])
         self.cap = cap
 
     def set_vectors(self, labels: np.ndarray, vectors: np.ndarray) -> None:
-        """Keep float16 directions and float32 norms of raw ``vectors`` (HNSW tenants)."""
-        if self.vec16 is None or not len(labels):
+        """Keep int8 residuals of ``vectors``, prepared for the metric (HNSW tenants).
+        The first call fixes the origin (the mean of the vectors it is given)."""
+        if self.vec8 is None or not len(labels):
             return
         self._ensure(int(labels.max()))
-        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-        self.norms[labels] = norms
-        self.vec16[labels] = vectors / np.where(norms > 0, norms, 1.0)[:, None]
+        vectors = prepare_query(self.metric, vectors)
+        if self.origin is None:
+            self.origin = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+        resid = vectors - self.origin
+        peak = np.abs(resid).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        self.scale[labels] = scale
+        self.rsq[labels] = np.einsum("ij,ij->i", resid, resid)
+        self.vec8[labels] = np.rint(resid / scale[:, None]).astype(np.int8)
+
+    def approx_scores(self, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Scores of ``labels`` against one prepared query that rank like the metric's
+        distances (smaller is closer), from the int8 residuals."""
+        q8 = self.vec8[labels].astype(np.float32)
+        if self.metric == "l2":
+            dots = (q8 @ (query - self.origin)) * self.scale[labels]
+            return self.rsq[labels] - 2.0 * dots
+        return -((q8 @ query) * self.scale[labels])
 
     def add(self, label: int, rec: list) -> None:
         """Index a record ``[id, metadata, document, created_at, updated_at]``."""
@@ -161,7 +185,7 @@ class PayloadIndex:
         """Accounted bytes: columns (13 bytes per field per label slot), vocabularies,
         posting lists, and the vector copies."""
         n = self.cap * (1 + 13 * len(self.fields)) + sum(f.extra for f in self.fields.values())
-        return n + (self.vec16.nbytes + self.norms.nbytes if self.vec16 is not None else 0)
+        return n + (self.vec8.nbytes + self.scale.nbytes + self.rsq.nbytes if self.vec8 is not None else 0)
 
     # -- evaluation ------------------------------------------------------------------
     def mask(self, node: Node) -> np.ndarray | None:

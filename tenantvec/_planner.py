@@ -1,4 +1,5 @@
-"""Per-query plan: unfiltered ANN, exact scoring of a small matching set, or filtered HNSW.
+"""Per-query plan: unfiltered ANN, exact scoring of a small matching set, or HNSW with
+the filter applied to an oversampled result.
 
 A filtered query returns the true top-k among matching records: never fewer than
 ``min(k, matching)`` hits and never a non-matching record. The filter is first turned
@@ -6,14 +7,18 @@ into a label mask by the payload index, so the plan is chosen on the exact size 
 matching set:
 
 * ``exact``          the tenant is small: the exact index scores the matching rows;
-* ``exact-filtered`` few records match (<= ``EXACT_FILTER_MAX``): their float16 copies
-                     are scored with numpy and the best candidates re-scored exactly;
-* ``hnsw-post``      a large share matches (>= ``POST_FILTER_MIN_SELECTIVITY``): HNSW is
-                     asked for ``3k/selectivity`` neighbours and the matching ones kept;
-* ``hnsw-filtered``  otherwise: hnswlib tests the mask inside its search and widens its
-                     beam until ``k`` matching hits survive.
+* ``exact-filtered`` ``m`` records match, ``m <= exact_filter_max(live)``: their int8
+                     copies are scored with numpy and the best ``max(2k, k + 24)``
+                     re-scored exactly;
+* ``hnsw-post``      more match: HNSW is asked for ``k * live / m * 2`` neighbours and
+                     the matching ones kept; a query left short is re-run with hnswlib
+                     testing the mask inside its search (widening its beam until ``k``
+                     matching hits survive, or scoring exactly when it cannot).
 
-Thresholds were chosen with ``python -m benchmarks --only filtered`` (RESULTS.md).
+Costs measured on a 100k-record tenant (384-d, 2 cores): exact-filtered ~0.13 us per
+matching record; hnsw-post ~50 us / selectivity; the in-search filter 3-4x slower than
+hnsw-post at every selectivity. They cross at ``m ~ 20 * sqrt(live)``
+(``python -m benchmarks --only filtered`` reports the resulting table).
 """
 
 from __future__ import annotations
@@ -26,37 +31,36 @@ import numpy as np
 
 from ._codec import pack_label
 from ._filters import Node
-from ._index import distances, prepare_query
+from ._index import prepare_query
 from ._index._exact import direct_distances, top_k
 from ._types import QueryPlan
 
 if TYPE_CHECKING:
     from ._shard import Shard
 
-EXACT_FILTER_MAX = 2048
-POST_FILTER_MIN_SELECTIVITY = 0.05
-_RESCORE = 4  # float16 candidates re-scored in float32, per wanted hit
+_EXACT_FILTER_MIN = 2048
+_EXACT_FILTER_SQRT_FACTOR = 20.0
+def _rescored(k: int) -> int:
+    """int8-scored candidates re-scored exactly for ``k`` wanted hits (int8 near-ties)."""
+    return max(2 * k, k + 24)
+
+
+def exact_filter_max(live: int) -> int:
+    """Largest matching set scored exactly on a tenant of ``live`` records."""
+    return max(_EXACT_FILTER_MIN, int(_EXACT_FILTER_SQRT_FACTOR * live**0.5))
 
 Result = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _sq(metric: str, mat: np.ndarray) -> np.ndarray | None:
-    return np.einsum("ij,ij->i", mat, mat) if metric == "l2" else None
-
-
 def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
-    """Score ``labels`` exactly: float16 copies first, then the best in float32 from LMDB."""
+    """Score ``labels``: int8 copies first, then the best candidates exactly from LMDB."""
     metric = shard.metric
     pq = prepare_query(metric, qs)
     payload = shard.payload(txn)
-    approx = payload.vec16[labels].astype(np.float32)  # unit directions: cosine-ready
-    if metric != "cosine":
-        approx *= payload.norms[labels][:, None]
-    dist = distances(metric, approx, pq, _sq(metric, approx))
     get, vecs_db = txn.get, shard._vecs
     out = []
-    for i, row in enumerate(dist):
-        idx, _ = top_k(row, min(len(labels), k * _RESCORE))
+    for i in range(len(pq)):
+        idx, _ = top_k(payload.approx_scores(labels, pq[i]), min(len(labels), _rescored(k)))
         cand = labels[idx]
         raw = b"".join(get(pack_label(lab), db=vecs_db) for lab in cand.tolist())
         mat = prepare_query(metric, np.frombuffer(raw, dtype=np.float32).reshape(len(cand), shard.dim))
@@ -90,14 +94,10 @@ def plan_query(
     if index.kind == "exact":
         plan = QueryPlan("exact", matching, matching, live, reason="small tenant: exact index")
         return plan, index.search(qs, k, mask)
-    selectivity = matching / max(live, 1)
-    if matching <= EXACT_FILTER_MAX:
-        plan = QueryPlan("exact-filtered", matching, matching, live,
-                         reason=f"{matching} matching <= {EXACT_FILTER_MAX}")
+    limit = exact_filter_max(live)
+    if matching <= limit:
+        plan = QueryPlan("exact-filtered", matching, matching, live, reason=f"{matching} matching <= {limit}")
         return plan, _exact_subset(shard, txn, np.flatnonzero(mask), qs, k)
-    oversample = selectivity >= POST_FILTER_MIN_SELECTIVITY
-    plan = QueryPlan(
-        "hnsw-post" if oversample else "hnsw-filtered", matching, matching, live, ef=index.ef,
-        reason=f"selectivity {selectivity:.3f} {'>=' if oversample else '<'} {POST_FILTER_MIN_SELECTIVITY}",
-    )
-    return plan, index.search(qs, k, mask, matching=matching, oversample=oversample)
+    plan = QueryPlan("hnsw-post", matching, matching, live, ef=index.ef,
+                     reason=f"{matching} matching > {limit}: selectivity {matching / max(live, 1):.3f}")
+    return plan, index.search(qs, k, mask, matching=matching, oversample=True)

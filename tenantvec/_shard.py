@@ -651,7 +651,7 @@ class Shard:
         with self._payload_lock:
             if self._payload is None:
                 hnsw = self.index.kind == "hnsw"
-                payload = PayloadIndex(self.dim, with_vectors=hnsw, capacity=self._next_label + 1)
+                payload = PayloadIndex(self.dim, self.metric, with_vectors=hnsw, capacity=self._next_label + 1)
                 for lb, raw in txn.cursor(db=self._recs):
                     payload.add(unpack_label(lb), unpackb(raw))
                 if hnsw:

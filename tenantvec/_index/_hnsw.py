@@ -17,7 +17,7 @@ log = logging.getLogger("tenantvec")
 _FIXED_BYTES = 65536 * 40
 _PER_ELEMENT_OVERHEAD = 40 + 4 + 8 + 48 + 2
 # Unfiltered neighbours fetched per wanted hit, relative to the filter's selectivity.
-_OVERSAMPLE = 3.0
+_OVERSAMPLE = 2.0
 
 
 def hnsw_memory_estimate(dim: int, m: int, capacity: int) -> int:
