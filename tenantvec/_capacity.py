@@ -5,7 +5,7 @@ Linux x86-64, LMDB 0.9.x via py-lmdb 3.0, 4 KiB pages, hnswlib 0.8.0): one tenan
 with 20,000 memory-shaped records (id ``mem-00000000``, a 4-key metadata dict, an
 ~85-character document: 165 bytes of msgpack) at dim 16, 64, 384 and 768, reading the
 file sizes and the indexes' own memory accounting. The model reproduces the measured
-``data.mdb`` bytes per record within 0.5% at every dimension (325, 556, 4353, 4361 B).
+``data.mdb`` bytes per record within 0.5% at every dimension (315, 525, 2288, 4352 B).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ LMDB_NODE_OVERHEAD = 10
 #: Largest inline node; larger values go to overflow pages (measured: a 2016-byte vector
 #: is inline, a 2032-byte one overflows).
 LMDB_MAX_INLINE_NODE = 2038
-#: Records, vectors and the op log are keyed by increasing labels (appends): measured,
-#: each leaf page ends one node short of full.
-LMDB_APPEND_SLACK_NODES = 1
+#: Records, vectors and the op log are keyed by increasing labels and written with
+#: MDB_APPEND: measured, leaf pages fill completely (two 384-d vectors per page).
+LMDB_APPEND_SLACK_NODES = 0
 #: The id map is keyed by the caller's ids (uuid4 hex by default: random order): measured
 #: leaf fill 0.67 (52 B/entry for 32-byte ids appended in order, 75.6 B in random order).
 LMDB_RANDOM_FILL = 0.67
 #: Pages freed by copy-on-write and the pruned op log that stay in data.mdb until
 #: compaction (measured residual: 14-16 B per record at every dimension).
 LMDB_CHURN_BYTES_PER_RECORD = 15
-#: An empty tenant (data.mdb with its 7 named databases + lock.mdb for 512 readers).
+#: An empty tenant (data.mdb with its 7 named databases + lock.mdb for 126 readers).
 EMPTY_TENANT_DISK_BYTES = 45_056
 #: msgpack bytes of one record [id, metadata, document, created_at, updated_at] in the
 #: measured shape; pass your own (``--record-bytes``) when documents are longer.
@@ -52,7 +52,8 @@ HNSW_FILE_HEADER_BYTES = 100
 #: + ~100 bytes for the label->row dict entry (ExactIndex.memory_bytes).
 EXACT_DICT_BYTES = 100
 #: Payload (filter) columns per record and metadata field: float64 + int32 + flag byte;
-#: HNSW tenants add a float16 copy of each vector. Built on a tenant's first filtered call.
+#: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
+#: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
 #: Fds per hot shard (data.mdb, lock.mdb, a snapshot being read or written).
 FDS_PER_HOT_TENANT = 3
@@ -99,7 +100,7 @@ def index_memory_bytes(kind: str, dim: int, m: int, n: int, metric: str = "cosin
 
 def filter_columns_bytes(kind: str, dim: int, n: int, fields: int) -> int:
     """Payload columns of a hot tenant after its first filtered query."""
-    per = 1 + FILTER_BYTES_PER_FIELD * (fields + 2) + (2 * dim if kind == "hnsw" else 0)
+    per = 1 + FILTER_BYTES_PER_FIELD * (fields + 2) + (dim + 8 if kind == "hnsw" else 0)
     return per * n
 
 

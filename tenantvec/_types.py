@@ -59,7 +59,7 @@ class TenantInfo:
 class QueryPlan:
     """How a query was answered (``Tenant.query(..., explain=True)``)."""
 
-    strategy: str  # "exact", "hnsw", "hnsw-filtered", "exact-filtered", "empty"
+    strategy: str  # "exact", "hnsw", "exact-filtered", "hnsw-post", "empty"
     matching: int | None  # records matching the filter (None: no filter)
     estimate: int | None  # planner's estimate of the matching set before executing
     live: int
