@@ -150,11 +150,14 @@ def run_demo(directory: str | None, *, embeddings: str = "auto", echo: Callable[
             doc = store.tenant(tid).get(["m1"])[0].document or ""
             echo(f"  {tid:<8} m1  {_clip(doc)}")
 
-        if not use_minilm:
-            hits = store.tenant(FILTER_TENANT).query(embed("phone calls"), k=3, where=FILTER)
-            echo(f'\nfilter: "phone calls" on {FILTER_TENANT} where {json.dumps(FILTER)}')
-            for h in hits:
-                echo(f"  {FILTER_TENANT:<8} {h.distance:6.3f}  {h.id:<3}  {_clip(h.document or '')}")
+        if use_minilm:
+            ftid, fvec, fwhere, ftext = tids[-1], qvec, {"kind": "semantic"}, _clip(text, 40)
+        else:
+            ftid, fvec, fwhere, ftext = FILTER_TENANT, embed("phone calls"), FILTER, "phone calls"
+        hits = store.tenant(ftid).query(fvec, k=3, where=fwhere)
+        echo(f'\nfilter: "{ftext}" on {ftid} where {json.dumps(fwhere)}')
+        for h in hits:
+            echo(f"  {ftid:<8} {h.distance:6.3f}  {h.id:<3}  {h.metadata.get('kind', ''):<9} {_clip(h.document or '')}")
 
         for tid in tids:  # touch every tenant in order: the least recently used goes cold
             store.tenant(tid).count()
