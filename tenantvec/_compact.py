@@ -39,11 +39,11 @@ import lmdb
 import numpy as np
 
 from ._capacity import _leaf_bytes, index_memory_bytes
-from ._codec import labels_from_bytes, labels_to_bytes, pack_label, packb, unpackb
+from ._codec import labels_from_bytes, pack_label, packb, unpackb
 from ._index import ExactIndex, HnswIndex
 from ._maintenance import _files_bytes, _open_files, _tenant_path
 from ._options import StoreOptions
-from ._shard import _DB_NAMES, INDEX_FILE, Shard, _crc_of, _fsync_dir
+from ._shard import _DB_NAMES, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -276,18 +276,7 @@ def _map_size(shard: Shard) -> int:
 
 def _write(env: lmdb.Environment, body: Callable[[lmdb.Transaction], None]) -> None:
     """One write transaction on the new environment, growing its map when full."""
-    while True:
-        txn = env.begin(write=True)
-        try:
-            body(txn)
-            txn.commit()
-            return
-        except lmdb.MapFullError:
-            txn.abort()
-            env.set_mapsize(env.info()["map_size"] * 2)
-        except BaseException:
-            txn.abort()
-            raise
+    write_txn(env, body, "compaction copy")
 
 
 def _put_all(env: lmdb.Environment, db: Any, items: Iterable[tuple[bytes, bytes]], append: bool) -> None:
@@ -346,16 +335,7 @@ def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict | None:
     """Write the new HNSW snapshot beside the new environment; returns its checkpoint."""
     if not isinstance(index, HnswIndex):
         return None
-    snap = os.path.join(tmp, INDEX_FILE)
-    index.save(snap)
-    fd = os.open(snap, os.O_RDONLY)
-    try:
-        crc, size = _crc_of(fd)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return {"seq": seq, "size": size, "crc": crc, "count": len(index),
-            "deleted": labels_to_bytes(index.deleted_labels()), "written": time.time()}
+    return save_snapshot(index, os.path.join(tmp, INDEX_FILE), seq)
 
 
 def _record_index(w: lmdb.Transaction, ddbs: dict, index: ExactIndex | HnswIndex, ckpt: dict | None) -> None:

@@ -36,7 +36,7 @@ from ._codec import check_documents, check_metadata, check_vectors, pack_label, 
 from ._ids import HASHED_ID_FILE, check_record_ids, check_tenant_id
 from ._maintenance import _close_unloaded, _open_files, _open_unloaded
 from ._options import check_dim, check_metric
-from ._shard import Shard, _fsync_dir
+from ._shard import Shard, _fsync_dir, write_txn
 from .errors import CorruptExport, InvalidArgument, TenantExists, TenantVecError
 
 if TYPE_CHECKING:
@@ -357,18 +357,7 @@ def _validate(batch: list, first: int, dim: int, metric: str, seen: set[str], pa
 
 
 def _write(f: Any, body: Callable[[lmdb.Transaction], None]) -> None:
-    while True:
-        txn = f.env.begin(write=True)
-        try:
-            body(txn)
-            txn.commit()
-            return
-        except lmdb.MapFullError:
-            txn.abort()
-            f.env.set_mapsize(f.env.info()["map_size"] * 2)
-        except BaseException:
-            txn.abort()
-            raise
+    write_txn(f.env, body, "import")
 
 
 def _write_batch(f: Any, first: int, rows: list[list]) -> None:

@@ -133,17 +133,7 @@ def _files_bytes(path: str) -> int:
 
 def _open_unloaded(path: str, tenant_id: str, opts: StoreOptions, *, readonly: bool) -> Shard:
     """A Shard with its environment and metadata open but no index loaded yet."""
-    shard = Shard(path, tenant_id, opts, readonly)
-    shard._env = shard._open_env()
-    try:
-        shard._open_dbs()
-        with shard._env.begin() as txn:
-            shard._load_meta(txn)
-    except BaseException:
-        shard._env.close()
-        raise
-    shard._dirty = False
-    return shard
+    return Shard.open(path, tenant_id, opts, readonly, load_index=False)
 
 
 def _close_unloaded(shard: Shard) -> None:

@@ -94,6 +94,43 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], what: str) -> Any:
+    """Run ``body`` in a write transaction of ``env``, doubling the map and retrying when
+    it is full; returns what ``body`` returns. ``what`` names the environment in errors."""
+    while True:
+        txn = env.begin(write=True)
+        try:
+            result = body(txn)
+            txn.commit()
+            return result
+        except lmdb.MapFullError:
+            txn.abort()
+            size = env.info()["map_size"]
+            if size >= _MAX_MAP_SIZE:
+                raise TenantVecError(f"{what}: LMDB map is at its {size} byte limit") from None
+            log.info("%s: growing LMDB map from %d to %d bytes", what, size, size * 2)
+            env.set_mapsize(size * 2)
+        except BaseException:
+            txn.abort()
+            raise
+
+
+def save_snapshot(index: HnswIndex, path: str, seq: int) -> dict[str, Any]:
+    """Write ``index`` to ``path`` and fsync it; returns the checkpoint that describes it
+    (sequence, size, CRC32, live count, tombstones) for ``meta[b"ckpt"]``."""
+    index.save(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        crc, size = _crc_of(fd)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {
+        "seq": seq, "size": size, "crc": crc, "count": len(index),
+        "deleted": labels_to_bytes(index.deleted_labels()), "written": time.time(),
+    }
+
+
 def _crc_of(fd: int) -> tuple[int, int]:
     crc, size = 0, 0
     os.lseek(fd, 0, os.SEEK_SET)
@@ -163,8 +200,9 @@ class Shard:
         return values[b"uuid"]
 
     @classmethod
-    def open(cls, path: str, tenant_id: str, opts: StoreOptions, readonly: bool) -> Shard:
-        """Open a shard, check its identity and load (or heal) its index.
+    def open(cls, path: str, tenant_id: str, opts: StoreOptions, readonly: bool, *, load_index: bool = True) -> Shard:
+        """Open a shard, check its identity and load (or heal) its index; without
+        ``load_index`` only the environment and metadata are opened (maintenance).
 
         :raises CorruptShard: the stored tenant id differs, the format is unknown, or LMDB
             cannot open the environment.
@@ -175,7 +213,10 @@ class Shard:
             self._open_dbs()
             with self._env.begin() as txn:
                 self._load_meta(txn)
-                self._load_index(txn)
+                if load_index:
+                    self._load_index(txn)
+                else:
+                    self._dirty = False
         except BaseException:
             self._env.close()
             raise
@@ -397,22 +438,7 @@ class Shard:
 
     def _write(self, body: Callable[[lmdb.Transaction], Any]) -> Any:
         """Run ``body`` in a write transaction, growing the map and retrying when full."""
-        while True:
-            txn = self._env.begin(write=True)
-            try:
-                result = body(txn)
-                txn.commit()
-                return result
-            except lmdb.MapFullError:
-                txn.abort()
-                size = self._env.info()["map_size"]
-                if size >= _MAX_MAP_SIZE:
-                    raise TenantVecError(f"tenant {self.tenant_id!r}: LMDB map is at its {size} byte limit") from None
-                log.info("tenant %r: growing LMDB map from %d to %d bytes", self.tenant_id, size, size * 2)
-                self._env.set_mapsize(size * 2)
-            except BaseException:
-                txn.abort()
-                raise
+        return write_txn(self._env, body, f"tenant {self.tenant_id!r}")
 
     def _refresh(self) -> None:
         """Readonly shards: catch up with what the writer process committed since load."""
@@ -844,20 +870,10 @@ class Shard:
         assert isinstance(index, HnswIndex)
         final = os.path.join(self.path, INDEX_FILE)
         partial = final + ".partial"
-        index.save(partial)
-        fd = os.open(partial, os.O_RDONLY)
-        try:
-            crc, size = _crc_of(fd)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        seq = self._seq
+        ckpt = save_snapshot(index, partial, seq)
         os.replace(partial, final)
         _fsync_dir(self.path)
-        seq = self._seq
-        ckpt = {
-            "seq": seq, "size": size, "crc": crc, "count": len(index),
-            "deleted": labels_to_bytes(index.deleted_labels()), "written": time.time(),
-        }
 
         def body(txn: lmdb.Transaction) -> None:
             txn.put(b"ckpt", packb(ckpt), db=self._meta)
@@ -868,7 +884,7 @@ class Shard:
         self._write(body)
         self._ckpt_seq = seq
         self._dirty = False
-        log.debug("tenant %r: wrote index snapshot at seq %d (%d bytes)", self.tenant_id, seq, size)
+        log.debug("tenant %r: wrote index snapshot at seq %d (%d bytes)", self.tenant_id, seq, ckpt["size"])
 
     def close(self) -> None:
         """Flush the snapshot (writers) and close the environment. Idempotent."""
