@@ -118,9 +118,9 @@ class ShardManager:
     def _select_victims_locked(self) -> list[tuple[str, Shard, threading.Event]]:
         total = self._memory
         victims = []
-        for tid, shard in list(self._hot.items())[:-1]:  # the most recent one stays, even alone over budget
-            if len(self._hot) <= self.max_hot and total <= self.memory_budget:
-                break
+        for tid, shard in list(self._hot.items()):
+            if len(self._hot) <= 1 or (len(self._hot) <= self.max_hot and total <= self.memory_budget):
+                break  # a single tenant larger than the budget stays hot rather than thrash
             if shard.pins or tid in self._transit:
                 continue
             del self._hot[tid]

@@ -186,7 +186,7 @@ class HnswIndex:
                 if ef != self.ef:
                     self._index.set_ef(ef)
                 labels, dists = self._index.knn_query(queries, k=k, num_threads=1, filter=filt)
-                return [(labels[i].astype(np.int64), dists[i]) for i in range(len(queries))]
+                return list(zip(labels, dists))
             except RuntimeError:
                 # Fewer than k reachable hits (tombstones or a selective filter): widen
                 # the beam; past the live count, exact search is both right and cheaper.
