@@ -36,7 +36,7 @@ LMDB_RANDOM_FILL = 0.67
 #: Pages freed by copy-on-write and the pruned op log that stay in data.mdb until
 #: compaction (measured residual: 14-16 B per record at every dimension).
 LMDB_CHURN_BYTES_PER_RECORD = 15
-#: An empty tenant (data.mdb with its 7 named databases + lock.mdb for 126 readers).
+#: An empty tenant (data.mdb with its 6 named databases + lock.mdb for 126 readers).
 EMPTY_TENANT_DISK_BYTES = 45_056
 #: msgpack bytes of one record [id, metadata, document, created_at, updated_at] in the
 #: measured shape; pass your own (``--record-bytes``) when documents are longer.

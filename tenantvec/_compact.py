@@ -55,7 +55,7 @@ log = logging.getLogger("tenantvec")
 AUTO_COMPACT_MIN_DELETED = 2048
 _PREFIX = ".compact-"
 _BATCH = 20_000
-_SMALL_DBS = ("meta", "wm", "pidx")  # re-copied whole under the write lock
+_SMALL_DBS = ("meta", "wm")  # re-copied whole under the write lock
 _SAMPLE = 256
 
 
@@ -86,7 +86,7 @@ def _target_kind(opts: StoreOptions, live: int) -> str:
 
 def _shard_dbs(shard: Shard) -> dict[str, Any]:
     return {"meta": shard._meta, "ids": shard._ids, "recs": shard._recs, "vecs": shard._vecs,
-            "oplog": shard._oplog, "pidx": shard._pidx, "wm": shard.wm_db}
+            "oplog": shard._oplog, "wm": shard.wm_db}
 
 
 # ---------------------------------------------------------------------------- estimate

@@ -8,7 +8,6 @@ LMDB layout (named databases inside ``<tenant dir>/data.mdb``)::
     recs   label                        -> msgpack [id, metadata, document, created, updated]
     vecs   label                        -> float32 vector bytes (as given, not normalised)
     oplog  seq (8-byte big-endian)      -> msgpack [op, labels]  (HNSW shards only)
-    pidx   payload index keys           -> b""  (see _payload)
     wm     working memory               -> (see tenantvec.memory)
 
 Labels are never re-used; an upsert gives the record a new label and tombstones the
@@ -65,7 +64,7 @@ log = logging.getLogger("tenantvec")
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.hnsw"
-_DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "pidx", "wm")
+_DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm")
 _READER_MAP_SIZE = 1 << 36  # readers only reserve address space; the file is not grown
 _MAX_MAP_SIZE = 1 << 40
 
@@ -229,7 +228,7 @@ class Shard:
         except lmdb.Error as exc:
             raise CorruptShard(f"tenant {self.tenant_id!r}: missing LMDB database in {self.path}: {exc}") from exc
         self._meta, self._ids, self._recs = dbs["meta"], dbs["ids"], dbs["recs"]
-        self._vecs, self._oplog, self._pidx, self.wm_db = dbs["vecs"], dbs["oplog"], dbs["pidx"], dbs["wm"]
+        self._vecs, self._oplog, self.wm_db = dbs["vecs"], dbs["oplog"], dbs["wm"]
 
     def _open_env(self) -> lmdb.Environment:
         try:
@@ -473,10 +472,6 @@ class Shard:
         if self._closed:
             self._lock.release_read()
             raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
-
-    def _decode(self, txn: lmdb.Transaction, label: int) -> list | None:
-        raw = txn.get(pack_label(label), db=self._recs)
-        return None if raw is None else unpackb(raw)
 
     def _record(self, txn: lmdb.Transaction, lb: bytes, rec: list, include_vectors: bool) -> Record:
         vec = None
