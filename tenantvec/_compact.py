@@ -252,16 +252,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
 
 
 def _build(shard: Shard, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
-    index: ExactIndex | HnswIndex
-    if _target_kind(shard.opts, len(labels)) == "hnsw":
-        index = shard._new_hnsw(max(len(labels), 1024))
-        if len(labels):
-            index.add(labels, mat, num_threads=-1)
-    else:
-        index = ExactIndex(shard.dim, shard.metric, capacity=max(len(labels), 64))
-        if len(labels):
-            index.add(labels, mat)
-    return index
+    return shard.build_index(_target_kind(shard.opts, len(labels)), labels, mat)
 
 
 def _changes(shard: Shard, txn: lmdb.Transaction, built: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

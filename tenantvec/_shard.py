@@ -322,17 +322,19 @@ class Shard:
             raise CorruptShard(f"tenant {self.tenant_id!r}: stored vectors do not have dimension {self.dim}")
         return labels, mat.reshape(len(labels), self.dim)
 
-    def _rebuild_index(self, txn: lmdb.Transaction) -> None:
-        labels, mat = self._read_all_vectors(txn)
-        if self.kind == "hnsw":
-            index: ExactIndex | HnswIndex = self._new_hnsw(max(len(labels), 1024))
-            if len(labels):
-                index.add(labels, mat, num_threads=-1)
+    def build_index(self, kind: str, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
+        """A new index of ``kind`` ("exact" or "hnsw") holding ``mat`` under ``labels``."""
+        index: ExactIndex | HnswIndex
+        if kind == "hnsw":
+            index = self._new_hnsw(max(len(labels), 1024))
         else:
             index = ExactIndex(self.dim, self.metric, capacity=max(len(labels), 64))
-            if len(labels):
-                index.add(labels, mat)
-        self.index = index
+        if len(labels):
+            index.add(labels, mat, num_threads=-1)
+        return index
+
+    def _rebuild_index(self, txn: lmdb.Transaction) -> None:
+        self.index = self.build_index(self.kind, *self._read_all_vectors(txn))
         self._loaded_seq = self._seq
         self._payload = None
         self.memory_changed = True
