@@ -63,7 +63,7 @@ def check_vectors(
     ):
         # Fast path for the common query: one float32 vector. A squared norm is finite
         # only if every component is, and zero only for a zero (or underflowing) vector.
-        sq = float(vectors @ vectors)
+        sq = float(vectors.dot(vectors))  # ndarray.dot: far cheaper than @ when caches are cold
         if math.isfinite(sq) and (sq != 0.0 or metric != "cosine"):
             return vectors[None, :], True
     if isinstance(vectors, (str, bytes, dict)) or vectors is None:

@@ -10,24 +10,27 @@ from contextlib import contextmanager
 class RWLock:
     """Many readers or one writer; waiting writers block new readers (no starvation)."""
 
-    __slots__ = ("_cond", "_readers", "_waiting", "_writer")
+    __slots__ = ("_cond", "_lock", "_readers", "_waiting", "_writer")
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Readers take the condition's lock directly (a C call) and touch the condition
+        # only when they must wait or a writer waits for them.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
         self._waiting = 0
 
     def acquire_read(self) -> None:
-        with self._cond:
+        with self._lock:
             while self._writer or self._waiting:
                 self._cond.wait()
             self._readers += 1
 
     def release_read(self) -> None:
-        with self._cond:
+        with self._lock:
             self._readers -= 1
-            if not self._readers:
+            if not self._readers and self._waiting:
                 self._cond.notify_all()
 
     def acquire_write(self) -> None:

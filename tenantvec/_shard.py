@@ -49,7 +49,7 @@ from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
-from ._types import Hit, QueryPlan, Record, TenantInfo
+from ._types import Hit, QueryPlan, Record, TenantInfo, make_hit
 from .errors import (
     CorruptShard,
     DuplicateId,
@@ -729,18 +729,22 @@ class Shard:
         compiled = compile_where(where)
         self._begin_read()
         try:
-            with self._env.begin() as txn:
-                plan, results = plan_query(self, txn, qs, k, compiled, explain)
+            with self._env.begin(db=self._recs) as txn:
+                if single and compiled is None and not explain:
+                    plan, rows = None, [self.index.nearest(qs[0], k)]
+                else:
+                    plan, results = plan_query(self, txn, qs, k, compiled, explain)
+                    rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
                 out = []
-                get, recs_db = txn.get, self._recs
-                for labels, dists in results:
+                get = txn.get  # positional: the transaction's default database is recs
+                for labels, dists in rows:
                     row = []
-                    for lab, d in zip(labels.tolist(), dists.tolist()):
-                        raw = get(pack_label(lab), db=recs_db)
+                    for lab, d in zip(labels, dists):
+                        raw = get(pack_label(lab))
                         if raw is None:  # readonly view raced a concurrent delete
                             continue
                         rec = unpackb(raw)
-                        row.append(Hit(rec[0], d, rec[1], rec[2]))
+                        row.append(make_hit(rec[0], d, rec[1], rec[2]))
                     out.append(row)
         finally:
             self._lock.release_read()

@@ -45,6 +45,10 @@ class VectorIndex(Protocol):
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Top-``k`` (labels, distances) per query row, nearest first."""
 
+    def nearest(self, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+        """Top-``k`` (labels, distances) of one unfiltered 1-D query as Python lists,
+        nearest first: the fast path of the common single-vector query."""
+
     def get_vectors(self, labels: np.ndarray) -> np.ndarray:
         """Stored vectors of live labels, as the index holds them (normalised for cosine)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _INITIAL_CAPACITY = 64
@@ -148,6 +150,28 @@ class ExactIndex:
                     self._sq[i] = self._sq[last]
                 row[moved] = i
             self._n = last
+
+    def nearest(self, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+        """Top-``k`` labels and distances of one unfiltered query, as Python lists.
+
+        The common query, with as few numpy calls as possible: cosine and ip rank by the
+        raw dot product and scale only the ``k`` winners.
+        """
+        n = self._n
+        if self.metric == "l2" or not n:
+            labels, dists = self.search(query[None, :], k)[0]
+            return labels.tolist(), dists.tolist()
+        k = min(k, n)
+        dots = self._mat[:n] @ query
+        if k < n:
+            part = np.argpartition(dots, n - k)[n - k :]
+            order = part[np.argsort(-dots[part], kind="stable")]
+        else:
+            order = np.argsort(-dots, kind="stable")
+        best = dots[order]
+        if self.metric == "cosine":
+            best *= 1.0 / math.sqrt(float(query.dot(query)))
+        return self._labels[order].tolist(), (1.0 - best).tolist()
 
     def _to_rows(self, vectors: np.ndarray) -> np.ndarray:
         if self.metric != "l2":

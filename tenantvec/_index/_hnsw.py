@@ -164,6 +164,16 @@ class HnswIndex:
             return out
         return self._knn(queries, k, allowed, live)
 
+    def nearest(self, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
+        """Top-``k`` labels and distances of one unfiltered query, as Python lists: one
+        hnswlib call in the common case (few Python steps after a cache-cold graph walk)."""
+        try:
+            labels, dists = self._index.knn_query(query, k=k, num_threads=1)
+            return labels.tolist()[0], dists.tolist()[0]
+        except RuntimeError:  # fewer than k reachable (tombstones, k > live): widen or scan
+            labels, dists = self.search(query[None, :], k)[0]
+            return labels.tolist(), dists.tolist()
+
     def _post_filtered(
         self, queries: np.ndarray, k: int, allowed: np.ndarray, matching: int
     ) -> list[tuple[np.ndarray, np.ndarray]]:
