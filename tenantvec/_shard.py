@@ -14,6 +14,10 @@ Labels are never re-used; an upsert gives the record a new label and tombstones 
 old one. The HNSW snapshot (``index.hnsw``) is derived: ``meta[ckpt]`` records the
 sequence number, size and CRC32 it reflects, and on open the shard loads it and replays
 ``oplog`` after that sequence, or rebuilds from ``vecs`` when anything disagrees.
+
+A hot shard also keeps the packed ``recs`` values in memory, by label (built on its first
+query, kept current by every write and replay, counted in ``memory_bytes``), so that a
+query turns index labels into hits without an LMDB B-tree lookup per hit.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 import lmdb
 import numpy as np
 
+from ._capacity import HOT_RECORD_OVERHEAD
 from ._codec import (
     check_documents,
     check_k,
@@ -161,7 +166,9 @@ class Shard:
         self._closed = False
         self._env: lmdb.Environment | None = None
         self._payload: PayloadIndex | None = None
-        self._payload_lock = threading.Lock()
+        self._payload_lock = threading.Lock()  # also guards building _hot_recs
+        self._hot_recs: dict[int, bytes] | None = None  # label -> packed record (see module doc)
+        self._hot_recs_bytes = 0
         self._compact_lock = threading.Lock()  # one compaction at a time (see _compact)
         self._data_ino = 0  # inode of data.mdb when opened; compaction replaces the file
 
@@ -337,6 +344,7 @@ class Shard:
         self.index = self.build_index(self.kind, *self._read_all_vectors(txn))
         self._loaded_seq = self._seq
         self._payload = None
+        self._hot_recs, self._hot_recs_bytes = None, 0  # rebuilt from LMDB on the next query
         self.memory_changed = True
 
     def _load_index(self, txn: lmdb.Transaction) -> None:
@@ -417,6 +425,7 @@ class Shard:
     def _replay(self, txn: lmdb.Transaction, op: str, labels: np.ndarray) -> None:
         if op == "d":
             self.index.remove(labels)
+            self._forget_hot_recs(labels.tolist())
             return
         keep, vecs = [], []
         for lab in labels.tolist():
@@ -427,6 +436,50 @@ class Shard:
         if keep:
             mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(keep), self.dim)
             self.index.add(np.asarray(keep, dtype=np.int64), mat)
+            if self._hot_recs is not None:
+                self._remember_hot_recs(keep, [txn.get(pack_label(lab), db=self._recs) for lab in keep])
+
+    # ------------------------------------------------------------------ in-memory records
+    def hot_recs(self) -> dict[int, bytes]:
+        """Packed records by label, read from LMDB on first use after a (re)load.
+
+        Callers hold the read or write lock, so no write changes LMDB meanwhile.
+        """
+        recs = self._hot_recs
+        if recs is not None:
+            return recs
+        with self._payload_lock:
+            if self._hot_recs is None:
+                with self._env.begin(db=self._recs) as txn:
+                    items = list(txn.cursor())
+                labels = labels_from_bytes(b"".join([k for k, _ in items])).tolist()
+                values = [v for _, v in items]
+                self._hot_recs = dict(zip(labels, values))
+                self._hot_recs_bytes = sum(map(len, values)) + HOT_RECORD_OVERHEAD * len(values)
+                self.memory_changed = True
+            return self._hot_recs
+
+    def _remember_hot_recs(self, labels: list[int], packed: list[bytes]) -> None:
+        recs = self._hot_recs
+        if recs is None:
+            return
+        size = 0
+        for lab, raw in zip(labels, packed):
+            old = recs.get(lab)  # present when read from LMDB after the writer added it
+            recs[lab] = raw
+            size += len(raw) - (len(old) if old is not None else -HOT_RECORD_OVERHEAD)
+        self._hot_recs_bytes += size
+        self.memory_changed = True
+
+    def _forget_hot_recs(self, labels: list[int]) -> None:
+        recs = self._hot_recs
+        if recs is None:
+            return
+        for lab in labels:
+            raw = recs.pop(lab, None)
+            if raw is not None:
+                self._hot_recs_bytes -= len(raw) + HOT_RECORD_OVERHEAD
+        self.memory_changed = True
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
@@ -520,7 +573,7 @@ class Shard:
             hnsw = self.kind == "hnsw"
             upgrade = not hnsw and len(self.index) + n > self.opts.hnsw_threshold
 
-            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[list], list[int], int]:
+            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[list], list[bytes], list[int], int]:
                 old_labels: list[int] = []
                 created = [now] * n
                 for i, kb in enumerate(keys):
@@ -536,14 +589,16 @@ class Shard:
                 first = self._next_label
                 labels = np.arange(first, first + n, dtype=np.int64)
                 put = txn.put
-                recs = []
+                recs, packed = [], []
                 for i, kb in enumerate(keys):
                     lb = pack_label(first + i)
                     rec = [id_list[i], metas[i], docs[i], created[i], now]
+                    raw = packb(rec)
                     recs.append(rec)
+                    packed.append(raw)
                     put(kb, lb, db=self._ids)
                     # labels only grow: appending fills LMDB pages instead of splitting them
-                    put(lb, packb(rec), db=self._recs, append=True)
+                    put(lb, raw, db=self._recs, append=True)
                     put(lb, vecs[i].tobytes(), db=self._vecs, append=True)
                 seq = self._seq
                 if hnsw:
@@ -560,13 +615,15 @@ class Shard:
                     meta[b"kind"] = "hnsw"
                 for key, value in meta.items():
                     put(key, packb(value), db=self._meta)
-                return labels, recs, old_labels, seq
+                return labels, recs, packed, old_labels, seq
 
-            labels, recs, old_labels, seq = self._write(body)
+            labels, recs, packed, old_labels, seq = self._write(body)
             self._seq = self._loaded_seq = seq
             self._next_label += n
             self._last_write = now
             self._apply(labels, vecs, recs, old_labels, upgrade)
+            self._forget_hot_recs(old_labels)
+            self._remember_hot_recs(labels.tolist(), packed)
         finally:
             self._lock.release_write()
         return id_list
@@ -662,6 +719,7 @@ class Shard:
                 self._seq = self._loaded_seq = seq
                 self._last_write = time.time()
                 self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), [], labels, False)
+                self._forget_hot_recs(labels)
             return len(labels)
         finally:
             self._lock.release_write()
@@ -729,23 +787,23 @@ class Shard:
         compiled = compile_where(where)
         self._begin_read()
         try:
-            with self._env.begin(db=self._recs) as txn:
-                if single and compiled is None and not explain:
-                    plan, rows = None, [self.index.nearest(qs[0], k)]
-                else:
+            if single and compiled is None and not explain:  # the common query: no LMDB read
+                plan, rows = None, [self.index.nearest(qs[0], k)]
+            else:
+                with self._env.begin() as txn:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
-                    rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
-                out = []
-                get = txn.get  # positional: the transaction's default database is recs
-                for labels, dists in rows:
-                    row = []
-                    for lab, d in zip(labels, dists):
-                        raw = get(pack_label(lab))
-                        if raw is None:  # readonly view raced a concurrent delete
-                            continue
-                        rec = unpackb(raw)
-                        row.append(make_hit(rec[0], d, rec[1], rec[2]))
-                    out.append(row)
+                rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
+            get = self.hot_recs().get
+            out = []
+            for labels, dists in rows:
+                row = []
+                for lab, d in zip(labels, dists):
+                    raw = get(lab)
+                    if raw is None:  # read-only: records read after a writer deleted this one
+                        continue
+                    rec = unpackb(raw)
+                    row.append(make_hit(rec[0], d, rec[1], rec[2]))
+                out.append(row)
         finally:
             self._lock.release_read()
         return out, single, plan
@@ -838,9 +896,9 @@ class Shard:
 
     @property
     def memory_bytes(self) -> int:
-        """Accounted resident bytes of this shard's index."""
+        """Accounted resident bytes: the index, the in-memory records and payload columns."""
         payload = self._payload
-        return self.index.memory_bytes + (payload.nbytes if payload is not None else 0)
+        return self.index.memory_bytes + self._hot_recs_bytes + (payload.nbytes if payload is not None else 0)
 
     @property
     def dirty(self) -> bool:

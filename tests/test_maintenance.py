@@ -429,7 +429,9 @@ def test_plan_arithmetic() -> None:
     p = plan_capacity(1000, 5000, 384, 0.05)
     assert p.index_kind == "hnsw" and p.hot_tenants == 50
     assert p.disk_total == 1000 * p.disk_per_tenant
-    assert p.memory_hot == 50 * (p.index_memory_per_tenant + p.filter_memory_per_tenant)
+    per_tenant = p.index_memory_per_tenant + p.records_memory_per_tenant + p.filter_memory_per_tenant
+    assert p.memory_hot == 50 * per_tenant
+    assert p.records_memory_per_tenant == 5000 * (p.constants["record_bytes"] + p.constants["HOT_RECORD_OVERHEAD"])
     assert p.suggested_memory_budget > p.memory_hot and p.suggested_max_hot == 50
     small = plan_capacity(10, 100, 64, 1.0)
     assert small.index_kind == "exact" and small.index_memory_per_tenant < 100_000

@@ -297,7 +297,9 @@ READER = textwrap.dedent(
             }
             if recs:
                 q = np.ones(len(recs[0].vector), dtype=np.float32)
-                entry["all_hits"] = [h.id for h in t.query(q, k=len(recs))]
+                hits = t.query(q, k=len(recs))
+                entry["all_hits"] = [h.id for h in hits]
+                entry["hit_records"] = {h.id: [h.metadata, h.document] for h in hits}
                 mat = np.stack([r.vector for r in recs])
                 entry["self_hits"] = [[row[0].id, row[0].distance] for row in t.query(mat, k=1)]
             out[tid] = entry
@@ -341,6 +343,8 @@ def _compare_dump(dump: dict, models: dict[str, dict[str, np.ndarray]]) -> None:
             assert np.array_equal(np.asarray(vec, dtype=np.float32), model[rid]), (tid, rid)
             assert meta["tenant"] == tid
         assert sorted(entry["all_hits"]) == sorted(model), f"{tid}: index and LMDB disagree"
+        for rid, (meta, doc) in entry.get("hit_records", {}).items():
+            assert [meta, doc] == entry["records"][rid][1:], f"{tid}: hit {rid} differs from its record"
         for (rid, dist), want in zip(entry["self_hits"], entry["records"]):
             assert rid == want and dist == pytest.approx(0.0, abs=1e-4), (tid, rid, want)
 
@@ -383,6 +387,10 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
 
             # More commits while the reader has the tenants open.
             add(hn, "hn", [f"h{i}" for i in range(100, 110)], vectors(10, 4))
+            hn.upsert(vectors(1, 7), ids=["h4"], documents=["changed"], metadata=[{"tenant": "hn", "v": 2}])
+            models["hn"]["h4"] = vectors(1, 7)[0]
+            ex.upsert(vectors(1, 8), ids=["e1"], documents=["changed"], metadata=[{"tenant": "ex", "v": 2}])
+            models["ex"]["e1"] = vectors(1, 8)[0]
             hn.delete(ids=["h2", "h3"])
             del models["hn"]["h2"], models["hn"]["h3"]
             add(ex, "ex", ["e100"], vectors(1, 5))

@@ -452,6 +452,45 @@ def test_query_distances_are_hnswlib_distances(root, metric):
         assert all(isinstance(h.distance, float) for h in hits)
 
 
+def test_hits_are_fresh_copies(acme):
+    """Queries answer from the records a hot tenant keeps in memory; a caller mutating a
+    hit must not change what the next query (or get) returns."""
+    hit = acme.query(E[0], k=1)[0]
+    hit.metadata["kind"] = "mutated"
+    hit.metadata["extra"] = [1, 2]
+    again = acme.query(E[0], k=1)[0]
+    assert again.metadata == {"kind": "fact", "n": 1}
+    assert acme.query(E[3], k=1)[0].metadata == {"tags": ["x", "y"]}
+    acme.query(E[3], k=1)[0].metadata["tags"].append("z")
+    assert acme.query(E[3], k=1, where={"tags": {"$contains": "x"}})[0].metadata == {"tags": ["x", "y"]}
+    assert acme.get(ids=["a"])[0].metadata == {"kind": "fact", "n": 1}
+
+
+@pytest.mark.parametrize("threshold", [2048, 8])
+def test_in_memory_records_follow_writes_and_are_counted(root, threshold):
+    """Hot records in memory: built by the first query, kept current by add, upsert and
+    delete, and counted in the tenant's memory (so in memory_budget)."""
+    rng = np.random.default_rng(3)
+    with tenantvec.Store(root, dim=DIM, hnsw_threshold=threshold) as store:
+        t = store.create_tenant("m")
+        vecs = rng.normal(size=(20, DIM)).astype(np.float32)
+        t.add(vecs, ids=[f"r{i}" for i in range(20)], documents=["x" * 2000] * 20)
+        assert t.info().index_kind == ("hnsw" if threshold == 8 else "exact")
+        cold = t.info().memory_bytes
+        assert {h.document for h in t.query(vecs[0], k=20)} == {"x" * 2000}
+        warm = t.info().memory_bytes
+        assert warm - cold >= 20 * 2000
+        t.upsert(vecs[:2], ids=["r0", "r1"], documents=["new", None], metadata=[{"v": 2}, None])
+        t.add(vecs[2:3], ids=["late"], metadata=[{"v": 3}])
+        assert t.delete(ids=["r5", "r6"]) == 2
+        hits = {h.id: (h.metadata, h.document) for h in t.query(vecs[0], k=30)}
+        assert set(hits) == {f"r{i}" for i in range(20) if i not in (5, 6)} | {"late"}
+        assert hits["r0"] == ({"v": 2}, "new") and hits["r1"] == ({}, None)
+        assert hits["late"] == ({"v": 3}, None) and hits["r2"] == ({}, "x" * 2000)
+        # 2 upserted documents shrank by 2,000 B each, 2 records left: at least 8,000 B less
+        assert t.info().memory_bytes <= warm - 8000 + 2 * 200
+
+
 def test_isolation_between_tenants(store):
     a = store.create_tenant("a")
     b = store.create_tenant("b")

@@ -155,19 +155,19 @@ class ExactIndex:
         """Top-``k`` labels and distances of one unfiltered query, as Python lists.
 
         The common query, with as few numpy calls as possible: cosine and ip rank by the
-        raw dot product and scale only the ``k`` winners.
+        raw dot product (one partition that also sorts the ``k`` largest) and scale only
+        the ``k`` winners.
         """
         n = self._n
         if self.metric == "l2" or not n:
             labels, dists = self.search(query[None, :], k)[0]
             return labels.tolist(), dists.tolist()
         k = min(k, n)
-        dots = self._mat[:n] @ query
+        dots = self._mat[:n].dot(query)
         if k < n:
-            part = np.argpartition(dots, n - k)[n - k :]
-            order = part[np.argsort(-dots[part], kind="stable")]
+            order = np.argpartition(dots, range(n - k, n))[: n - k - 1 : -1]
         else:
-            order = np.argsort(-dots, kind="stable")
+            order = np.argsort(dots)[::-1]
         best = dots[order]
         if self.metric == "cosine":
             best *= 1.0 / math.sqrt(float(query.dot(query)))
