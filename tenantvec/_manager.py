@@ -103,7 +103,9 @@ class ShardManager:
             grew = False
             if (wrote or shard.memory_changed) and self._hot.get(shard.tenant_id) is shard:
                 grew = self._account_locked(shard) > 0
-            victims = self._select_victims_locked() if wrote or grew or self._over_limits else []
+            if not (wrote or grew or self._over_limits):
+                return
+            victims = self._select_victims_locked()
         self._close_victims(victims)
 
     def _account_locked(self, shard: Shard) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 
 from ._capacity import HOT_RECORD_OVERHEAD
 from ._codec import (
+    build_hits,
     check_documents,
     check_k,
     check_metadata,
@@ -54,7 +55,7 @@ from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
-from ._types import Hit, QueryPlan, Record, TenantInfo, make_hit
+from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     CorruptShard,
     DuplicateId,
@@ -520,7 +521,8 @@ class Shard:
             self._lock.release_write()
 
     def _begin_read(self) -> None:
-        self._check_open()
+        if self._closed:
+            raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
         if self.readonly:
             self._refresh()
         self._lock.acquire_read()
@@ -781,10 +783,10 @@ class Shard:
         self, queries: object, k: object, where: object = None, *, explain: bool = False
     ) -> tuple[list[list[Hit]], bool, QueryPlan | None]:
         """Nearest records to each query row; returns (hits per row, input was 1-D, plan)."""
-        self._check_open()
         qs, single = check_vectors(queries, self.dim, self.metric, self.tenant_id, what="query vector", copy=False)
-        k = check_k(k)
-        compiled = compile_where(where)
+        if type(k) is not int or k < 1:
+            k = check_k(k)
+        compiled = compile_where(where) if where is not None else None
         self._begin_read()
         try:
             if single and compiled is None and not explain:  # the common query: no LMDB read
@@ -793,17 +795,10 @@ class Shard:
                 with self._env.begin() as txn:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
+            # A label missing from hot_recs (skipped) can only come from a read-only view
+            # whose records were read after the writer deleted that record.
             get = self.hot_recs().get
-            out = []
-            for labels, dists in rows:
-                row = []
-                for lab, d in zip(labels, dists):
-                    raw = get(lab)
-                    if raw is None:  # read-only: records read after a writer deleted this one
-                        continue
-                    rec = unpackb(raw)
-                    row.append(make_hit(rec[0], d, rec[1], rec[2]))
-                out.append(row)
+            out = [build_hits(get, labels, dists) for labels, dists in rows]
         finally:
             self._lock.release_read()
         return out, single, plan

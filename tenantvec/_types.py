@@ -18,22 +18,6 @@ class Hit:
     document: str | None
 
 
-_new = object.__new__
-_set_hit = tuple(Hit.__dict__[name].__set__ for name in ("id", "distance", "metadata", "document"))
-
-
-def make_hit(id: str, distance: float, metadata: dict[str, Any], document: str | None) -> Hit:
-    """A ``Hit`` built through its slots, skipping the frozen ``__init__`` (four
-    ``object.__setattr__`` calls): half the cost on the query hot path."""
-    hit = _new(Hit)
-    set_id, set_distance, set_metadata, set_document = _set_hit
-    set_id(hit, id)
-    set_distance(hit, distance)
-    set_metadata(hit, metadata)
-    set_document(hit, document)
-    return hit
-
-
 @dataclass(frozen=True, slots=True)
 class Record:
     """One stored record; ``vector`` is ``None`` unless ``include_vectors=True``."""

@@ -74,6 +74,7 @@ class ExactIndex:
         self._sq_sum = 0.0
         self._row: dict[int, int] = {}
         self._n = 0
+        self._kth: tuple[int, int, np.ndarray | None] = (-1, -1, None)  # nearest()'s partition points
 
     def __len__(self) -> int:
         return self._n
@@ -162,12 +163,14 @@ class ExactIndex:
         if self.metric == "l2" or not n:
             labels, dists = self.search(query[None, :], k)[0]
             return labels.tolist(), dists.tolist()
-        k = min(k, n)
         dots = self._mat[:n].dot(query)
         if k < n:
-            order = np.argpartition(dots, range(n - k, n))[: n - k - 1 : -1]
+            cached = self._kth  # (n, k, kth): one attribute, so concurrent readers agree
+            if cached[0] != n or cached[1] != k:
+                cached = self._kth = (n, k, np.arange(n - k, n))
+            order = dots.argpartition(cached[2])[: n - k - 1 : -1]
         else:
-            order = np.argsort(dots)[::-1]
+            order = dots.argsort()[::-1]
         best = dots[order]
         if self.metric == "cosine":
             best *= 1.0 / math.sqrt(float(query.dot(query)))

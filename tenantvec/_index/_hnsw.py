@@ -168,7 +168,7 @@ class HnswIndex:
         """Top-``k`` labels and distances of one unfiltered query, as Python lists: one
         hnswlib call in the common case (few Python steps after a cache-cold graph walk)."""
         try:
-            labels, dists = self._index.knn_query(query, k=k, num_threads=1)
+            labels, dists = self._index.knn_query(query, k, 1)  # positional: k, num_threads
             return labels.tolist()[0], dists.tolist()[0]
         except RuntimeError:  # fewer than k reachable (tombstones, k > live): widen or scan
             labels, dists = self.search(query[None, :], k)[0]
