@@ -15,9 +15,8 @@ old one. The HNSW snapshot (``index.hnsw``) is derived: ``meta[ckpt]`` records t
 sequence number, size and CRC32 it reflects, and on open the shard loads it and replays
 ``oplog`` after that sequence, or rebuilds from ``vecs`` when anything disagrees.
 
-A hot shard also keeps the packed ``recs`` values in memory, by label (built on its first
-query, kept current by every write and replay, counted in ``memory_bytes``), so that a
-query turns index labels into hits without an LMDB B-tree lookup per hit.
+A hot shard also keeps the packed ``recs`` values in memory by label (``_hotrecs``), so
+that a query turns index labels into hits without an LMDB B-tree lookup per hit.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from ._capacity import HOT_RECORD_OVERHEAD
 from ._codec import (
     build_hits,
     check_documents,
@@ -49,6 +47,7 @@ from ._codec import (
     unpackb,
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
+from ._hotrecs import HotRecords
 from ._ids import check_record_ids, new_record_id
 from ._index import ExactIndex, HnswIndex
 from ._options import StoreOptions
@@ -167,9 +166,8 @@ class Shard:
         self._closed = False
         self._env: lmdb.Environment | None = None
         self._payload: PayloadIndex | None = None
-        self._payload_lock = threading.Lock()  # also guards building _hot_recs
-        self._hot_recs: dict[int, bytes] | None = None  # label -> packed record (see module doc)
-        self._hot_recs_bytes = 0
+        self._payload_lock = threading.Lock()
+        self._hot = HotRecords()
         self._compact_lock = threading.Lock()  # one compaction at a time (see _compact)
         self._data_ino = 0  # inode of data.mdb when opened; compaction replaces the file
 
@@ -345,7 +343,7 @@ class Shard:
         self.index = self.build_index(self.kind, *self._read_all_vectors(txn))
         self._loaded_seq = self._seq
         self._payload = None
-        self._hot_recs, self._hot_recs_bytes = None, 0  # rebuilt from LMDB on the next query
+        self._hot = HotRecords()  # read again from LMDB by the next queries
         self.memory_changed = True
 
     def _load_index(self, txn: lmdb.Transaction) -> None:
@@ -426,7 +424,7 @@ class Shard:
     def _replay(self, txn: lmdb.Transaction, op: str, labels: np.ndarray) -> None:
         if op == "d":
             self.index.remove(labels)
-            self._forget_hot_recs(labels.tolist())
+            self._hot.forget(labels.tolist())
             return
         keep, vecs = [], []
         for lab in labels.tolist():
@@ -437,50 +435,8 @@ class Shard:
         if keep:
             mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(keep), self.dim)
             self.index.add(np.asarray(keep, dtype=np.int64), mat)
-            if self._hot_recs is not None:
-                self._remember_hot_recs(keep, [txn.get(pack_label(lab), db=self._recs) for lab in keep])
-
-    # ------------------------------------------------------------------ in-memory records
-    def hot_recs(self) -> dict[int, bytes]:
-        """Packed records by label, read from LMDB on first use after a (re)load.
-
-        Callers hold the read or write lock, so no write changes LMDB meanwhile.
-        """
-        recs = self._hot_recs
-        if recs is not None:
-            return recs
-        with self._payload_lock:
-            if self._hot_recs is None:
-                with self._env.begin(db=self._recs) as txn:
-                    items = list(txn.cursor())
-                labels = labels_from_bytes(b"".join([k for k, _ in items])).tolist()
-                values = [v for _, v in items]
-                self._hot_recs = dict(zip(labels, values))
-                self._hot_recs_bytes = sum(map(len, values)) + HOT_RECORD_OVERHEAD * len(values)
-                self.memory_changed = True
-            return self._hot_recs
-
-    def _remember_hot_recs(self, labels: list[int], packed: list[bytes]) -> None:
-        recs = self._hot_recs
-        if recs is None:
-            return
-        size = 0
-        for lab, raw in zip(labels, packed):
-            old = recs.get(lab)  # present when read from LMDB after the writer added it
-            recs[lab] = raw
-            size += len(raw) - (len(old) if old is not None else -HOT_RECORD_OVERHEAD)
-        self._hot_recs_bytes += size
-        self.memory_changed = True
-
-    def _forget_hot_recs(self, labels: list[int]) -> None:
-        recs = self._hot_recs
-        if recs is None:
-            return
-        for lab in labels:
-            raw = recs.pop(lab, None)
-            if raw is not None:
-                self._hot_recs_bytes -= len(raw) + HOT_RECORD_OVERHEAD
-        self.memory_changed = True
+            if self._hot.complete:  # otherwise the next chunks read these records
+                self._hot.remember(keep, [txn.get(pack_label(lab), db=self._recs) for lab in keep])
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
@@ -624,8 +580,9 @@ class Shard:
             self._next_label += n
             self._last_write = now
             self._apply(labels, vecs, recs, old_labels, upgrade)
-            self._forget_hot_recs(old_labels)
-            self._remember_hot_recs(labels.tolist(), packed)
+            self._hot.forget(old_labels)
+            self._hot.remember(labels.tolist(), packed)
+            self.memory_changed = True
         finally:
             self._lock.release_write()
         return id_list
@@ -721,7 +678,8 @@ class Shard:
                 self._seq = self._loaded_seq = seq
                 self._last_write = time.time()
                 self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), [], labels, False)
-                self._forget_hot_recs(labels)
+                self._hot.forget(labels)
+                self.memory_changed = True
             return len(labels)
         finally:
             self._lock.release_write()
@@ -795,9 +753,10 @@ class Shard:
                 with self._env.begin() as txn:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
-            # A label missing from hot_recs (skipped) can only come from a read-only view
-            # whose records were read after the writer deleted that record.
-            get = self.hot_recs().get
+            hot = self._hot
+            if not hot.complete:
+                self.memory_changed = True  # getter() reads another chunk into memory
+            get = hot.getter(self._env, self._recs)
             out = [build_hits(get, labels, dists) for labels, dists in rows]
         finally:
             self._lock.release_read()
@@ -893,7 +852,7 @@ class Shard:
     def memory_bytes(self) -> int:
         """Accounted resident bytes: the index, the in-memory records and payload columns."""
         payload = self._payload
-        return self.index.memory_bytes + self._hot_recs_bytes + (payload.nbytes if payload is not None else 0)
+        return self.index.memory_bytes + self._hot.nbytes + (payload.nbytes if payload is not None else 0)
 
     @property
     def dirty(self) -> bool:

@@ -1,0 +1,109 @@
+"""The in-memory copy of a hot shard's records (tenantvec._hotrecs): read in chunks, one
+per query, kept current by writes, never a source of wrong or missing hits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tenantvec
+from tenantvec import _hotrecs
+from tenantvec._capacity import HOT_RECORD_OVERHEAD
+from tenantvec._codec import unpack_label
+
+DIM = 4
+
+
+def lmdb_recs(shard) -> dict[int, bytes]:
+    with shard._env.begin(db=shard._recs) as txn:
+        return {unpack_label(k): bytes(v) for k, v in txn.cursor()}
+
+
+def check_complete(shard) -> None:
+    hot = shard._hot
+    assert hot.complete
+    want = lmdb_recs(shard)
+    assert hot._recs == want
+    assert hot.nbytes == sum(map(len, want.values())) + HOT_RECORD_OVERHEAD * len(want)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(_hotrecs, "CHUNK", 4)
+
+
+@pytest.mark.parametrize("threshold", [2048, 8])
+def test_chunks_then_complete_with_writes_in_between(tmp_path, small_chunks, threshold):
+    rng = np.random.default_rng(5)
+    with tenantvec.Store(tmp_path / "s", dim=DIM, hnsw_threshold=threshold) as store:
+        t = store.create_tenant("t")
+        vecs = rng.normal(size=(10, DIM)).astype(np.float32)
+        t.add(vecs, ids=[f"r{i}" for i in range(10)], documents=[f"doc {i}" for i in range(10)])
+        shard = store._manager.pin("t")
+        try:
+            assert len(shard._hot) == 0 and not shard._hot.complete
+            memory = [shard.memory_bytes]
+            seen = []
+            for step in range(6):
+                hits = t.query(vecs[0], k=20)
+                # every record, read from memory or (past the chunks read) from LMDB
+                assert {h.id: h.document for h in hits} == {
+                    r.id: r.document for r in t.get()
+                }, f"step {step}"
+                seen.append(len(shard._hot))
+                memory.append(shard.memory_bytes)
+                if step == 1:  # writes while the copy is partial
+                    t.upsert(vecs[:1] * 2, ids=["r0"], documents=["replaced"])
+                    t.add(vecs[1:3], ids=["n1", "n2"], documents=["new 1", "new 2"])
+                    t.delete(ids=["r9"])
+            assert seen[:2] == [4, 8]  # one chunk per query
+            assert memory == sorted(memory[:3]) + memory[3:]  # grows while chunks are read
+            check_complete(shard)
+            # complete: writes go straight into memory
+            t.upsert(vecs[2:3], ids=["n1"], documents=["again"], metadata=[{"k": 1}])
+            t.delete(ids=["r3", "n2"])
+            t.add(vecs[4:5], ids=["late"], documents=["late doc"])
+            check_complete(shard)
+            hits = {h.id: (h.document, h.metadata) for h in t.query(vecs[0], k=20)}
+            assert hits["n1"] == ("again", {"k": 1}) and hits["late"] == ("late doc", {})
+            assert "r3" not in hits and "n2" not in hits and hits["r0"] == ("replaced", {})
+        finally:
+            store._manager.unpin(shard)
+
+
+def test_reload_and_rebuild_start_a_new_copy(tmp_path, small_chunks):
+    rng = np.random.default_rng(6)
+    root = tmp_path / "s"
+    with tenantvec.Store(root, dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(rng.normal(size=(9, DIM)).astype(np.float32), ids=[f"r{i}" for i in range(9)])
+        for _ in range(3):
+            t.query(np.ones(DIM, np.float32), k=3)
+        shard = store._manager.pin("t")
+        try:
+            check_complete(shard)
+            with shard._env.begin() as txn:
+                shard._rebuild_index(txn)
+            assert len(shard._hot) == 0 and shard._hot.nbytes == 0
+            assert len(t.query(np.ones(DIM, np.float32), k=9)) == 9
+        finally:
+            store._manager.unpin(shard)
+        store._manager.evict("t")
+        assert len(t.query(np.ones(DIM, np.float32), k=9)) == 9  # reloaded: a fresh copy
+
+
+def test_missing_record_is_skipped_not_raised(tmp_path):
+    """A read-only view can see an index label whose record the writer has deleted since."""
+    hot = _hotrecs.HotRecords()
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(np.eye(DIM, dtype=np.float32), ids=list("abcd"))
+        shard = store._manager.pin("t")
+        try:
+            get = hot.getter(shard._env, shard._recs)
+            assert get(0) is not None and get(99) is None
+            assert hot.complete and len(hot) == 4
+            hot.forget([0, 1, 1, 42])
+            assert len(hot) == 2 and hot.nbytes == sum(map(len, hot._recs.values())) + 2 * HOT_RECORD_OVERHEAD
+        finally:
+            store._manager.unpin(shard)
