@@ -72,7 +72,8 @@ class Store:
 
     :param dim: default dimension for new tenants (persisted; 384 for a new store).
     :param metric: default metric for new tenants: ``"cosine"``, ``"l2"`` or ``"ip"``.
-    :param memory_budget: bytes of hot-tenant memory (indexes, in-memory records, filter columns), or a size string (``"1GiB"``).
+    :param memory_budget: bytes of hot-tenant memory (indexes, in-memory records, filter
+        columns), or a size string (``"1GiB"``).
     :param max_hot: most tenants hot at once (also capped by the open-file limit).
     :param readonly: open without the writer lock; writes raise :class:`ReadOnlyStore`.
     :param durability: ``"full"`` (fsync every commit; survives power loss) or
