@@ -39,8 +39,12 @@ class RWLock:
             try:
                 while self._writer or self._readers:
                     self._cond.wait()
-            finally:
+            except BaseException:  # interrupted: readers held back for this writer may go
                 self._waiting -= 1
+                if not self._waiting:
+                    self._cond.notify_all()
+                raise
+            self._waiting -= 1
             self._writer = True
 
     def release_write(self) -> None:

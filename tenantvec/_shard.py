@@ -457,8 +457,11 @@ class Shard:
             with self._lock.write():
                 if self._env_replaced():
                     self._reopen_env()
-        with self._env.begin() as txn:
-            seq = self._get_meta(txn, b"seq")
+        with self._lock.read():  # not while another thread reopens or closes the env
+            if self._closed:
+                return  # the caller raises StoreClosed
+            with self._env.begin() as txn:
+                seq = self._get_meta(txn, b"seq")
         if seq == self._loaded_seq:
             return
         self._lock.acquire_write()
@@ -473,6 +476,7 @@ class Shard:
                         self._replay(txn, op, labels)
                     self._loaded_seq = self._seq
                     self._payload = None
+                    self.memory_changed = True  # the index and in-memory records changed
         finally:
             self._lock.release_write()
 
@@ -754,9 +758,10 @@ class Shard:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
             hot = self._hot
-            if not hot.complete:
-                self.memory_changed = True  # getter() reads another chunk into memory
+            growing = not hot.complete
             get = hot.getter(self._env, self._recs)
+            if growing:  # getter() read another chunk: re-count (after the read, not before)
+                self.memory_changed = True
             out = [build_hits(get, labels, dists) for labels, dists in rows]
         finally:
             self._lock.release_read()

@@ -3,6 +3,8 @@ per query, kept current by writes, never a source of wrong or missing hits."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -105,5 +107,32 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
             assert hot.complete and len(hot) == 4
             hot.forget([0, 1, 1, 42])
             assert len(hot) == 2 and hot.nbytes == sum(map(len, hot._recs.values())) + 2 * HOT_RECORD_OVERHEAD
+        finally:
+            store._manager.unpin(shard)
+
+
+def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_path, small_chunks, monkeypatch):
+    """The manager re-counts a shard's memory when a call unpins it with memory_changed
+    set. A query that reads a chunk must set the flag after the read: a call on the same
+    tenant that unpins while the chunk is being read must not consume it early."""
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(np.random.default_rng(7).normal(size=(6, DIM)).astype(np.float32), documents=["d" * 500] * 6)
+        read_chunk = _hotrecs.HotRecords._read_chunk
+
+        def with_concurrent_call(self, env, db):
+            th = threading.Thread(target=t.count)  # pins and unpins the same shard
+            th.start()
+            th.join()
+            read_chunk(self, env, db)
+
+        monkeypatch.setattr(_hotrecs.HotRecords, "_read_chunk", with_concurrent_call)
+        for _ in range(2):
+            t.query(np.ones(DIM, np.float32), k=6)
+        shard = store._manager.pin("t")
+        try:
+            assert shard._hot.complete
+            assert shard.accounted == shard.memory_bytes
+            assert store.stats()["memory_bytes"] == shard.memory_bytes
         finally:
             store._manager.unpin(shard)

@@ -419,6 +419,23 @@ def test_query_k_larger_than_count(acme):
     assert len(acme.query(E[0], k=100, where={"kind": {"$exists": True}})) == 2
 
 
+@pytest.mark.parametrize("threshold", [2048, 8])
+def test_query_huge_k_returns_every_live_record(root, threshold):
+    """k is capped at the live count before the index sees it (hnswlib would allocate k
+    results up front: MemoryError, and a leak, for a huge k)."""
+    rng = np.random.default_rng(4)
+    with tenantvec.Store(root, dim=DIM, hnsw_threshold=threshold) as store:
+        t = store.create_tenant("t")
+        t.add(rng.normal(size=(30, DIM)).astype(np.float32))
+        t.delete(ids=[r.id for r in t.get(limit=3)])
+        q = rng.normal(size=DIM).astype(np.float32)
+        for k in (28, 10**6, 10**12):
+            hits = t.query(q, k=k)
+            assert len(hits) == 27 and len({h.id for h in hits}) == 27
+            assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+        assert [len(row) for row in t.query(np.stack([q, q]), k=10**12)] == [27, 27]
+
+
 def test_query_default_k_is_10(store):
     t = store.create_tenant("many")
     t.add(np.random.default_rng(1).normal(size=(30, DIM)))

@@ -7,6 +7,9 @@ import math
 import numpy as np
 
 _INITIAL_CAPACITY = 64
+# nearest() lets one argpartition with k partition points also sort the k best, which
+# beats partition-then-sort for small k only (each point costs up to a pass).
+_SORTING_PARTITION_MAX_K = 32
 
 
 def prepare_query(metric: str, queries: np.ndarray) -> np.ndarray:
@@ -164,11 +167,14 @@ class ExactIndex:
             labels, dists = self.search(query[None, :], k)[0]
             return labels.tolist(), dists.tolist()
         dots = self._mat[:n].dot(query)
-        if k < n:
+        if k <= _SORTING_PARTITION_MAX_K and k < n:
             cached = self._kth  # (n, k, kth): one attribute, so concurrent readers agree
             if cached[0] != n or cached[1] != k:
                 cached = self._kth = (n, k, np.arange(n - k, n))
             order = dots.argpartition(cached[2])[: n - k - 1 : -1]
+        elif k < n:  # a partition per kth point costs O(n) each: select, then sort k
+            part = dots.argpartition(n - k)[n - k :]
+            order = part[dots[part].argsort()[::-1]]
         else:
             order = dots.argsort()[::-1]
         best = dots[order]

@@ -167,6 +167,9 @@ class HnswIndex:
     def nearest(self, query: np.ndarray, k: int) -> tuple[list[int], list[float]]:
         """Top-``k`` labels and distances of one unfiltered query, as Python lists: one
         hnswlib call in the common case (few Python steps after a cache-cold graph walk)."""
+        k = min(k, len(self))  # hnswlib allocates k results up front (and leaks them on error)
+        if k <= 0:
+            return [], []
         try:
             labels, dists = self._index.knn_query(query, k, 1)  # positional: k, num_threads
             return labels.tolist()[0], dists.tolist()[0]
