@@ -19,7 +19,7 @@ change while a chunk is read; concurrent readers serialise on this object's lock
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import lmdb
 
@@ -83,13 +83,13 @@ class HotRecords:
                     if len(keys) == CHUNK:
                         break
         labels = labels_from_bytes(b"".join(keys)).tolist()
-        self._add(labels, values)
+        self._add(zip(labels, values))
         self._next = labels[-1] + 1 if len(labels) == CHUNK else None
 
-    def _add(self, labels: list[int], packed: list[bytes]) -> None:
+    def _add(self, records: Iterable[tuple[int, bytes]]) -> None:
         recs = self._recs
         size = 0
-        for label, raw in zip(labels, packed):
+        for label, raw in records:
             old = recs.get(label)  # read-only views can meet a record twice
             recs[label] = raw
             size += len(raw) - (len(old) if old is not None else -HOT_RECORD_OVERHEAD)
@@ -98,10 +98,7 @@ class HotRecords:
     def remember(self, labels: list[int], packed: list[bytes]) -> None:
         """Committed records (new labels); those past the chunks read are left to them."""
         nxt = self._next
-        if nxt is not None:
-            pairs = [(lab, raw) for lab, raw in zip(labels, packed) if lab < nxt]
-            labels, packed = [p[0] for p in pairs], [p[1] for p in pairs]
-        self._add(labels, packed)
+        self._add((lab, raw) for lab, raw in zip(labels, packed) if nxt is None or lab < nxt)
 
     def forget(self, labels: list[int]) -> None:
         """Deleted (or replaced) records."""

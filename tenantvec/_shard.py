@@ -583,18 +583,24 @@ class Shard:
             self._seq = self._loaded_seq = seq
             self._next_label += n
             self._last_write = now
-            self._apply(labels, vecs, recs, old_labels, upgrade)
-            self._hot.forget(old_labels)
-            self._hot.remember(labels.tolist(), packed)
-            self.memory_changed = True
+            self._apply(labels, vecs, recs, packed, old_labels, upgrade)
         finally:
             self._lock.release_write()
         return id_list
 
     def _apply(
-        self, labels: np.ndarray, vecs: np.ndarray, recs: list[list], removed: list[int], upgrade: bool
+        self,
+        labels: np.ndarray,
+        vecs: np.ndarray,
+        recs: list[list],
+        packed: list[bytes],
+        removed: list[int],
+        upgrade: bool,
     ) -> None:
-        """Mirror a committed write into the in-memory index and payload columns."""
+        """Mirror a committed write into the in-memory records, payload columns and index."""
+        self._hot.forget(removed)
+        self._hot.remember(labels.tolist(), packed)
+        self.memory_changed = True
         payload = self._payload
         if payload is not None:
             if upgrade:
@@ -681,9 +687,7 @@ class Shard:
             if labels:
                 self._seq = self._loaded_seq = seq
                 self._last_write = time.time()
-                self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), [], labels, False)
-                self._hot.forget(labels)
-                self.memory_changed = True
+                self._apply(np.empty(0, np.int64), np.empty((0, self.dim), np.float32), [], [], labels, False)
             return len(labels)
         finally:
             self._lock.release_write()
