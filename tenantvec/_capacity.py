@@ -11,9 +11,11 @@ file sizes and the indexes' own memory accounting. The model reproduces the meas
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._codec import packb, unpackb
 from ._index._hnsw import _FIXED_BYTES, hnsw_memory_estimate
 
 # --- LMDB (measured; see tools/measure_costs.py) ------------------------------------------
@@ -55,10 +57,16 @@ EXACT_DICT_BYTES = 100
 #: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
 #: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
-#: A hot shard keeps every packed record in memory (Shard.hot_recs): the record's msgpack
-#: bytes plus this much for the bytes object, the dict slot and the int label key
-#: (tracemalloc: 86-100 bytes at 500 and 20,000 records).
-HOT_RECORD_OVERHEAD = 100
+#: A hot shard keeps every record decoded (tenantvec._hotrecs.entry_bytes counts it): its
+#: id and document strings, its metadata dict with keys and values, plus this much for the
+#: entry tuple, the dict slot and the int label key (tracemalloc: 118-170 bytes).
+HOT_ENTRY_OVERHEAD = 120
+#: ``tenantvec plan``'s estimate of that, from a record's msgpack bytes: those bytes, the
+#: metadata dict itself, this much per record (string headers, the entry overhead, less
+#: the packed timestamps) and HOT_FIELD_BYTES per metadata field (key and value objects).
+#: Fitted to entry_bytes of the measured record shape with 0-4 fields (within 4%).
+HOT_RECORD_OVERHEAD = 195
+HOT_FIELD_BYTES = 83
 #: Fds per hot shard (data.mdb, lock.mdb, a snapshot being read or written).
 FDS_PER_HOT_TENANT = 3
 
@@ -100,6 +108,12 @@ def index_memory_bytes(kind: str, dim: int, m: int, n: int, metric: str = "cosin
     if kind == "hnsw":
         return hnsw_memory_estimate(dim, m, max(n, 1024))
     return max(n, 64) * (4 * dim + 8 + (4 if metric == "l2" else 0)) + EXACT_DICT_BYTES * n
+
+
+def hot_records_bytes(n: int, record_bytes: int, fields: int) -> int:
+    """Estimated in-memory records of a hot tenant of ``n`` records."""
+    meta_dict = sys.getsizeof(unpackb(packb({str(i): 0 for i in range(fields)})))  # as msgpack sizes it
+    return n * (record_bytes + HOT_RECORD_OVERHEAD + meta_dict + HOT_FIELD_BYTES * fields)
 
 
 def filter_columns_bytes(kind: str, dim: int, n: int, fields: int) -> int:
@@ -166,7 +180,7 @@ def plan_capacity(
     disk_tenant = int(EMPTY_TENANT_DISK_BYTES + n * per_record + (hnsw_file_bytes(dim, m, n) if kind == "hnsw" else 0))
     hot = math.ceil(tenants * hot_fraction)
     mem_index = index_memory_bytes(kind, dim, m, n, metric)
-    mem_records = n * (record_bytes + HOT_RECORD_OVERHEAD)
+    mem_records = hot_records_bytes(n, record_bytes, fields)
     mem_filter = filter_columns_bytes(kind, dim, n, fields)
     memory_hot = hot * (mem_index + mem_records + mem_filter)
     constants = {
@@ -184,6 +198,7 @@ def plan_capacity(
         "exact_bytes_per_record": 4 * dim + 8 + (4 if metric == "l2" else 0) + EXACT_DICT_BYTES,
         "FILTER_BYTES_PER_FIELD": FILTER_BYTES_PER_FIELD,
         "HOT_RECORD_OVERHEAD": HOT_RECORD_OVERHEAD,
+        "HOT_FIELD_BYTES": HOT_FIELD_BYTES,
         "m": m,
         "hnsw_threshold": hnsw_threshold,
         "metadata_fields": fields,

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 import numpy as np
 
-from ._types import Hit
 from .errors import DimensionMismatch, InvalidArgument, InvalidVector
 
 RESERVED_FIELDS = frozenset({"created_at", "updated_at"})
@@ -33,35 +32,6 @@ def packb(obj: Any) -> bytes:
 
 def unpackb(b: bytes) -> Any:
     return msgpack.unpackb(b, raw=False, strict_map_key=False)
-
-
-_new = object.__new__
-_set_hit = tuple(Hit.__dict__[name].__set__ for name in ("id", "distance", "metadata", "document"))
-
-
-def build_hits(get: Callable[[int], bytes | None], labels: list[int], dists: list[float]) -> list[Hit]:
-    """Hits for ``labels`` at ``dists``, decoding each packed record ``get(label)``
-    (msgpack ``[id, metadata, document, ...]``); labels ``get`` does not know are skipped.
-
-    The query hot path: one Python frame per result row, and each ``Hit`` is filled
-    through its slots instead of the frozen ``__init__`` (four ``object.__setattr__``
-    calls), which halves its cost.
-    """
-    new, unpack = _new, msgpack.unpackb
-    set_id, set_distance, set_metadata, set_document = _set_hit
-    row = []
-    for lab, d in zip(labels, dists):
-        raw = get(lab)
-        if raw is None:
-            continue
-        rec = unpack(raw, raw=False, strict_map_key=False)  # as unpackb()
-        hit = new(Hit)
-        set_id(hit, rec[0])
-        set_distance(hit, d)
-        set_metadata(hit, rec[1])
-        set_document(hit, rec[2])
-        row.append(hit)
-    return row
 
 
 def labels_to_bytes(labels: np.ndarray) -> bytes:

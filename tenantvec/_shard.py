@@ -34,7 +34,6 @@ import lmdb
 import numpy as np
 
 from ._codec import (
-    build_hits,
     check_documents,
     check_k,
     check_metadata,
@@ -47,7 +46,7 @@ from ._codec import (
     unpackb,
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
-from ._hotrecs import HotRecords
+from ._hotrecs import HotRecords, build_hits
 from ._ids import check_record_ids, new_record_id
 from ._index import ExactIndex, HnswIndex
 from ._options import StoreOptions

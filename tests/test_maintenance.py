@@ -13,7 +13,7 @@ import pytest
 
 import tenantvec
 from tenantvec import _compact
-from tenantvec._capacity import lmdb_bytes_per_record, plan_capacity
+from tenantvec._capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
 from tenantvec._codec import pack_label, packb
 from tenantvec._export import MAGIC
 
@@ -431,7 +431,7 @@ def test_plan_arithmetic() -> None:
     assert p.disk_total == 1000 * p.disk_per_tenant
     per_tenant = p.index_memory_per_tenant + p.records_memory_per_tenant + p.filter_memory_per_tenant
     assert p.memory_hot == 50 * per_tenant
-    assert p.records_memory_per_tenant == 5000 * (p.constants["record_bytes"] + p.constants["HOT_RECORD_OVERHEAD"])
+    assert p.records_memory_per_tenant == hot_records_bytes(5000, p.constants["record_bytes"], 4)
     assert p.suggested_memory_budget > p.memory_hot and p.suggested_max_hot == 50
     small = plan_capacity(10, 100, 64, 1.0)
     assert small.index_kind == "exact" and small.index_memory_per_tenant < 100_000
