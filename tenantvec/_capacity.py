@@ -57,16 +57,18 @@ EXACT_DICT_BYTES = 100
 #: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
 #: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
-#: A hot shard keeps every record decoded (tenantvec._hotrecs.entry_bytes counts it): its
-#: id and document strings, its metadata dict with keys and values, plus this much for the
-#: entry tuple, the dict slot and the int label key (tracemalloc: 118-170 bytes).
-HOT_ENTRY_OVERHEAD = 120
-#: ``tenantvec plan``'s estimate of that, from a record's msgpack bytes: those bytes, the
-#: metadata dict itself, this much per record (string headers, the entry overhead, less
-#: the packed timestamps) and HOT_FIELD_BYTES per metadata field (key and value objects).
-#: Fitted to entry_bytes of the measured record shape with 0-4 fields (within 4%).
+#: A hot shard keeps its records in memory (tenantvec._hotrecs.stored_bytes counts them):
+#: packed, or decoded once a query returns them (id and document strings, the metadata
+#: dict and its values; keys are interned, shared), plus this much for the dict slot and
+#: the int label key (tracemalloc: 54-61 bytes).
+HOT_SLOT_BYTES = 56
+#: ``tenantvec plan``'s estimate of a decoded record, from its msgpack bytes: those
+#: bytes, the metadata dict itself, this much per record (string headers, the entry tuple,
+#: the slot, less the packed timestamps) and HOT_FIELD_BYTES per metadata field (a value object's header
+#: beyond its packed bytes). Fitted to entry_bytes of the measured record shape with 0-4
+#: fields (within 4%).
 HOT_RECORD_OVERHEAD = 195
-HOT_FIELD_BYTES = 83
+HOT_FIELD_BYTES = 32
 #: Fds per hot shard (data.mdb, lock.mdb, a snapshot being read or written).
 FDS_PER_HOT_TENANT = 3
 

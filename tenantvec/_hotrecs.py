@@ -1,24 +1,27 @@
-"""The records of a hot shard, in memory by label, decoded for building hits.
+"""The records of a hot shard, in memory by label, for building hits.
 
 A query turns index labels into hits. Reading each hit's record from LMDB costs a B-tree
 lookup per hit, and decoding its msgpack costs as much again: on a 500-record tenant the
-ten hits took ~9 µs of a ~40 µs query, against ~4 µs from decoded entries. A hot shard
-therefore keeps each record as an :data:`Entry` ``(id, document, metadata)`` in a dict
-by label, counted in ``memory_bytes``. Ids and documents are immutable strings that
-every hit may share. Metadata must be fresh for every hit (callers may mutate it): a
-dict of immutable scalars is kept as a dict and each hit gets a shallow copy, which is a
-full copy; metadata that nests lists or maps is kept as msgpack bytes and each hit
-decodes its own.
+ten hits took ~9 µs of a ~40 µs query from packed records, against ~4 µs from decoded
+ones. A hot shard therefore keeps its records in a dict by label, counted in
+``memory_bytes``: first as the packed bytes LMDB holds (cheap to read: a tenant loaded
+for one query pays little), and each record a query returns is replaced by its decoded
+:data:`Entry` ``(id, document, metadata)``, so the records a tenant keeps being asked for
+are decoded once. Ids and documents are immutable strings that every hit may share.
+Metadata must be fresh for every hit (callers may mutate it): a dict of immutable
+scalars is kept as a dict and each hit gets a shallow copy, which is a full copy;
+metadata that nests lists or maps is kept as msgpack bytes and each hit decodes its own.
 
 The copy is read from LMDB in chunks of ``CHUNK`` records in label order, one chunk per
-query, so that the first query after a cold load pays at most a few ms, whatever the
+query, so that the first query after a cold load pays at most ~1 ms, whatever the
 tenant's size (a 100k-record tenant is in memory after ~100 queries). Until then labels
 past the chunks read so far are looked up in LMDB. Writes keep the copy current: labels
 only grow, so a new record is past the chunks read (the next chunk reads it) unless the
 copy is complete, in which case it is added directly.
 
 Callers hold the shard's read lock (queries) or write lock (writes), so LMDB does not
-change while a chunk is read; concurrent readers serialise on this object's lock.
+change while a chunk is read; concurrent readers serialise on this object's lock when
+they read a chunk or decode a record.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 import lmdb
 import msgpack
 
-from ._capacity import HOT_ENTRY_OVERHEAD
+from ._capacity import HOT_SLOT_BYTES
 from ._codec import labels_from_bytes, pack_label, packb, unpackb
 from ._types import Hit
 
@@ -39,7 +42,9 @@ CHUNK = 1024
 
 #: ``(id, document, metadata)``: metadata as a dict of immutable scalars, or as the
 #: msgpack bytes of a metadata dict that nests containers.
-Entry = tuple[str, "str | None", "dict[str, Any] | bytes"]
+Entry = tuple[str, str | None, dict[str, Any] | bytes]
+#: What the dict holds for a label: its packed record until a query returns it.
+Stored = bytes | Entry
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
 
@@ -55,14 +60,21 @@ def decode(raw: bytes) -> Entry:
     return rec[0], rec[2], meta
 
 
-def entry_bytes(entry: Entry) -> int:
-    """Resident bytes of one entry: its objects plus the tuple, dict slot and label key."""
-    rid, doc, meta = entry
-    size = HOT_ENTRY_OVERHEAD + getsizeof(rid) + getsizeof(meta)
+def stored_bytes(item: Stored) -> int:
+    """Resident bytes of one stored record: its objects plus the dict slot and label key.
+
+    Metadata keys are not counted: msgpack interns map keys, so every record (of every
+    tenant) that uses a key shares one string.
+    """
+    size = HOT_SLOT_BYTES + getsizeof(item)
+    if type(item) is bytes:
+        return size
+    rid, doc, meta = item
+    size += getsizeof(rid) + getsizeof(meta)
     if doc is not None:
         size += getsizeof(doc)
-    if type(meta) is dict:  # keys counted per record, though msgpack interns them
-        size += sum(map(getsizeof, meta)) + sum(map(getsizeof, meta.values()))
+    if type(meta) is dict:
+        size += sum(map(getsizeof, meta.values()))
     return size
 
 
@@ -70,36 +82,11 @@ _new = object.__new__
 _set_hit = tuple(Hit.__dict__[name].__set__ for name in ("id", "distance", "metadata", "document"))
 
 
-def build_hits(get: Callable[[int], Entry | None], labels: list[int], dists: list[float]) -> list[Hit]:
-    """Hits for ``labels`` at ``dists`` from the entries ``get(label)``; labels ``get``
-    does not know are skipped.
-
-    The query hot path: one Python frame per result row, and each ``Hit`` is filled
-    through its slots instead of the frozen ``__init__`` (four ``object.__setattr__``
-    calls), which halves its cost.
-    """
-    new, unpack = _new, msgpack.unpackb
-    set_id, set_distance, set_metadata, set_document = _set_hit
-    row = []
-    for lab, d in zip(labels, dists):
-        entry = get(lab)
-        if entry is None:
-            continue
-        meta = entry[2]
-        hit = new(Hit)
-        set_id(hit, entry[0])
-        set_distance(hit, d)
-        set_metadata(hit, meta.copy() if type(meta) is dict else unpack(meta, raw=False, strict_map_key=False))
-        set_document(hit, entry[1])
-        row.append(hit)
-    return row
-
-
 class HotRecords:
-    """Entries by label: complete, or read up to (excluding) label ``next``."""
+    """Records by label: complete, or read up to (excluding) label ``next``."""
 
     def __init__(self) -> None:
-        self._recs: dict[int, Entry] = {}
+        self._recs: dict[int, Stored] = {}
         self._next: int | None = 0  # first label not read yet; None once complete
         self._lock = threading.Lock()
         self.nbytes = 0  # accounted resident bytes
@@ -111,8 +98,8 @@ class HotRecords:
     def __len__(self) -> int:
         return len(self._recs)
 
-    def getter(self, env: lmdb.Environment, db: lmdb._Database) -> Callable[[int], Entry | None]:
-        """A lookup ``label -> entry or None`` for one query.
+    def getter(self, env: lmdb.Environment, db: lmdb._Database) -> Callable[[int], Stored | None]:
+        """A lookup ``label -> stored record or None`` for one query's :meth:`hits`.
 
         While the copy is incomplete, reads one more chunk first, and the lookup falls back
         to LMDB for labels past what has been read. ``None`` means LMDB has no such record
@@ -128,16 +115,50 @@ class HotRecords:
         if nxt is None:
             return recs.get
 
-        def get(label: int) -> Entry | None:
-            entry = recs.get(label)
-            if entry is None and label >= nxt:
+        def get(label: int) -> Stored | None:
+            item = recs.get(label)
+            if item is None and label >= nxt:
                 with env.begin(db=db) as txn:
-                    raw = txn.get(pack_label(label))
-                if raw is not None:
-                    entry = decode(raw)
-            return entry
+                    item = txn.get(pack_label(label))
+            return item
 
         return get
+
+    def hits(self, get: Callable[[int], Stored | None], labels: list[int], dists: list[float]) -> list[Hit]:
+        """Hits for ``labels`` at ``dists`` from the records ``get(label)``; labels ``get``
+        does not know are skipped. Decodes (and keeps decoded) the packed ones.
+
+        The query hot path: one Python frame per result row, and each ``Hit`` is filled
+        through its slots instead of the frozen ``__init__`` (four ``object.__setattr__``
+        calls), which halves its cost.
+        """
+        new, unpack = _new, msgpack.unpackb
+        set_id, set_distance, set_metadata, set_document = _set_hit
+        row = []
+        for lab, d in zip(labels, dists):
+            entry = get(lab)
+            if entry is None:
+                continue
+            if type(entry) is bytes:
+                entry = self._decode(lab, entry)
+            meta = entry[2]
+            hit = new(Hit)
+            set_id(hit, entry[0])
+            set_distance(hit, d)
+            set_metadata(hit, meta.copy() if type(meta) is dict else unpack(meta, raw=False, strict_map_key=False))
+            set_document(hit, entry[1])
+            row.append(hit)
+        return row
+
+    def _decode(self, label: int, raw: bytes) -> Entry:
+        """Decode a packed record and keep the entry, unless another reader did so first
+        or the record is not one this copy holds (an LMDB fallback)."""
+        entry = decode(raw)
+        with self._lock:
+            if self._recs.get(label) is raw:
+                self._recs[label] = entry
+                self.nbytes += stored_bytes(entry) - stored_bytes(raw)
+        return entry
 
     def _read_chunk(self, env: lmdb.Environment, db: lmdb._Database) -> None:
         assert self._next is not None
@@ -158,10 +179,9 @@ class HotRecords:
         recs = self._recs
         size = 0
         for label, raw in records:
-            entry = decode(raw)
             old = recs.get(label)  # read-only views can meet a record twice
-            recs[label] = entry
-            size += entry_bytes(entry) - (entry_bytes(old) if old is not None else 0)
+            recs[label] = raw
+            size += stored_bytes(raw) - (stored_bytes(old) if old is not None else 0)
         self.nbytes += size
 
     def remember(self, labels: list[int], packed: list[bytes]) -> None:
@@ -173,6 +193,6 @@ class HotRecords:
         """Deleted (or replaced) records."""
         recs = self._recs
         for label in labels:
-            entry = recs.pop(label, None)
-            if entry is not None:
-                self.nbytes -= entry_bytes(entry)
+            item = recs.pop(label, None)
+            if item is not None:
+                self.nbytes -= stored_bytes(item)

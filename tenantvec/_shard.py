@@ -46,7 +46,7 @@ from ._codec import (
     unpackb,
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
-from ._hotrecs import HotRecords, build_hits
+from ._hotrecs import HotRecords
 from ._ids import check_record_ids, new_record_id
 from ._index import ExactIndex, HnswIndex
 from ._options import StoreOptions
@@ -761,11 +761,11 @@ class Shard:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
             hot = self._hot
-            growing = not hot.complete
+            before = hot.nbytes
             get = hot.getter(self._env, self._recs)
-            if growing:  # getter() read another chunk: re-count (after the read, not before)
+            out = [hot.hits(get, labels, dists) for labels, dists in rows]
+            if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)
                 self.memory_changed = True
-            out = [build_hits(get, labels, dists) for labels, dists in rows]
         finally:
             self._lock.release_read()
         return out, single, plan

@@ -538,7 +538,7 @@ def _plan_rows(p: Any) -> list[dict]:
         {"quantity": "index memory per hot tenant", "value": _bytes(p.index_memory_per_tenant),
          "basis": "freshly built index (growth can add up to as much again)"},
         {"quantity": "records in memory per hot tenant", "value": _bytes(p.records_memory_per_tenant),
-         "basis": "packed records + 100 B each, kept for queries"},
+         "basis": "at most: every record decoded for hits"},
         {"quantity": "filter columns per hot tenant", "value": _bytes(p.filter_memory_per_tenant),
          "basis": "after its first filtered query"},
         {"quantity": "memory, hot tenants", "value": _bytes(p.memory_hot), "basis": "counts against memory_budget"},

@@ -15,22 +15,25 @@ import tenantvec
 from tenantvec import _hotrecs
 from tenantvec._capacity import hot_records_bytes
 from tenantvec._codec import packb, unpack_label
-from tenantvec._hotrecs import decode, entry_bytes
+from tenantvec._hotrecs import decode, stored_bytes
 
 DIM = 4
 
 
-def lmdb_entries(shard) -> dict[int, tuple]:
+def lmdb_recs(shard) -> dict[int, bytes]:
     with shard._env.begin(db=shard._recs) as txn:
-        return {unpack_label(k): decode(bytes(v)) for k, v in txn.cursor()}
+        return {unpack_label(k): bytes(v) for k, v in txn.cursor()}
 
 
 def check_complete(shard) -> None:
+    """Every record in memory, packed as LMDB holds it or decoded from that; counted."""
     hot = shard._hot
     assert hot.complete
-    want = lmdb_entries(shard)
-    assert hot._recs == want
-    assert hot.nbytes == sum(map(entry_bytes, want.values()))
+    want = lmdb_recs(shard)
+    assert hot._recs.keys() == want.keys()
+    for label, item in hot._recs.items():
+        assert item == (want[label] if type(item) is bytes else decode(want[label])), label
+    assert hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
 
 
 @pytest.fixture
@@ -110,7 +113,7 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
             assert get(0) is not None and get(99) is None
             assert hot.complete and len(hot) == 4
             hot.forget([0, 1, 1, 42])
-            assert len(hot) == 2 and hot.nbytes == sum(map(entry_bytes, hot._recs.values()))
+            assert len(hot) == 2 and hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
         finally:
             store._manager.unpin(shard)
 
@@ -143,17 +146,51 @@ def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_pat
 
 
 def test_entries_share_strings_and_keep_metadata_private():
-    flat = decode(packb(["a", {"kind": "fact", "n": 1, "w": 0.5, "ok": True, "raw": b"x", "none": None}, "doc", 1.0, 1.0]))
-    nested = decode(packb(["b", {"tags": ["x"], "n": 2}, None, 1.0, 1.0]))
-    assert flat[:2] == ("a", "doc") and isinstance(flat[2], dict)
-    assert nested[:2] == ("b", None) and isinstance(nested[2], bytes)  # decoded per hit
-    hits = _hotrecs.build_hits({0: flat, 1: nested}.get, [1, 0, 7], [0.1, 0.2, 0.3])
+    flat = packb(["a", {"kind": "fact", "n": 1, "w": 0.5, "ok": True, "raw": b"x", "none": None}, "doc", 1.0, 1.0])
+    nested = packb(["b", {"tags": ["x"], "n": 2}, None, 1.0, 1.0])
+    assert decode(flat)[:2] == ("a", "doc") and isinstance(decode(flat)[2], dict)
+    assert decode(nested)[:2] == ("b", None) and isinstance(decode(nested)[2], bytes)  # decoded per hit
+    hot = _hotrecs.HotRecords()
+    hot._add([(0, flat), (1, nested)])
+    hits = hot.hits(hot._recs.get, [1, 0, 7], [0.1, 0.2, 0.3])
     assert [(h.id, h.distance, h.document) for h in hits] == [("b", 0.1, None), ("a", 0.2, "doc")]
     assert hits[0].metadata == {"tags": ["x"], "n": 2} and hits[1].metadata["kind"] == "fact"
+    assert hot._recs == {0: decode(flat), 1: decode(nested)}  # kept decoded
     hits[0].metadata["tags"].append("y")
     hits[1].metadata["kind"] = "changed"
-    again = _hotrecs.build_hits({0: flat, 1: nested}.get, [1, 0], [0.1, 0.2])
+    again = hot.hits(hot._recs.get, [1, 0], [0.1, 0.2])
     assert again[0].metadata == {"tags": ["x"], "n": 2} and again[1].metadata["kind"] == "fact"
+    assert again[1].document is hits[1].document  # shared, immutable
+    assert hot.nbytes == stored_bytes(decode(flat)) + stored_bytes(decode(nested))
+
+
+def test_queries_decode_the_records_they_return_and_count_them(tmp_path):
+    rng = np.random.default_rng(8)
+    vecs = rng.normal(size=(40, DIM)).astype(np.float32)
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(vecs, ids=[f"r{i}" for i in range(40)], documents=[f"doc {i}" for i in range(40)],
+              metadata=[{"i": i, "tag": "x" * i} for i in range(40)])
+        hits = t.query(vecs[3], k=5)
+        shard = store._manager.pin("t")
+        try:
+            hot = shard._hot
+            decoded = {lab for lab, item in hot._recs.items() if type(item) is not bytes}
+            assert len(hot) == 40 and len(decoded) == 5
+            by_id = {r.id: r for r in t.get()}
+            for h in hits:
+                assert (h.metadata, h.document) == (by_id[h.id].metadata, by_id[h.id].document)
+            check_complete(shard)
+            assert store.stats()["memory_bytes"] == shard.memory_bytes == shard.accounted  # re-counted
+            before = shard.memory_bytes
+            t.query(vecs[3], k=5)  # the same hits: nothing more to decode
+            assert shard.memory_bytes == before
+            t.query(vecs, k=40)
+            assert all(type(item) is not bytes for item in hot._recs.values())
+            check_complete(shard)
+            assert store.stats()["memory_bytes"] == shard.memory_bytes > before
+        finally:
+            store._manager.unpin(shard)
 
 
 SHAPES = {
@@ -166,31 +203,34 @@ SHAPES = {
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_counted_bytes_track_resident_memory(shape):
-    """What the budget counts is close to what the entries really hold (tracemalloc):
-    measured 0.96-1.16x of it over these shapes (msgpack interns metadata keys, which
-    are counted per record). Keys unique to each record are left out: interning them
-    grows the process-wide table of interned strings, a cost that depends on its state."""
+    """What the budget counts is close to what the records really hold (tracemalloc),
+    packed and decoded. Metadata keys are not counted: msgpack interns them, so records
+    share them (keys unique to each record would be missed)."""
     n = 4000
     packed = [packb(SHAPES[shape](i)) for i in range(n)]
     hot = _hotrecs.HotRecords()
     tracemalloc.start()
     try:
-        before = tracemalloc.get_traced_memory()[0]
-        hot._add(zip(range(n), packed))
-        resident = tracemalloc.get_traced_memory()[0] - before
+        start = tracemalloc.get_traced_memory()[0]
+        hot._add((i, bytes(bytearray(p))) for i, p in enumerate(packed))  # fresh objects, as LMDB returns
+        packed_resident, packed_counted = tracemalloc.get_traced_memory()[0] - start, hot.nbytes
+        hits = hot.hits(hot._recs.get, list(range(n)), [0.0] * n)
+        del hits
+        decoded_resident = tracemalloc.get_traced_memory()[0] - start
     finally:
         tracemalloc.stop()
-    assert 0.9 * resident <= hot.nbytes <= 1.3 * resident, (hot.nbytes / n, resident / n)
+    assert 0.9 * packed_resident <= packed_counted <= 1.15 * packed_resident, (packed_counted / n, packed_resident / n)
+    assert 0.9 * decoded_resident <= hot.nbytes <= 1.15 * decoded_resident, (hot.nbytes / n, decoded_resident / n)
     hot.forget(list(range(0, n, 2)))
-    assert hot.nbytes == sum(map(entry_bytes, hot._recs.values()))
+    assert hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
 
 
 @pytest.mark.parametrize("fields", range(7))
 def test_plan_estimate_matches_counted_entries(fields):
-    """``tenantvec plan`` estimates the in-memory records from msgpack sizes alone."""
+    """``tenantvec plan`` estimates the decoded records from msgpack sizes alone."""
     meta = {f"field{j}": (j * 1000 if j % 2 else f"value-{j}") for j in range(fields)}
     packed = [packb([f"mem-{i:08d}", meta, f"user said something memorable number {i}.", 1.7e9, 1.7e9])
               for i in range(100)]
-    counted = sum(entry_bytes(decode(p)) for p in packed)
+    counted = sum(stored_bytes(decode(p)) for p in packed)
     estimate = hot_records_bytes(100, round(np.mean([len(p) for p in packed])), fields)
     assert abs(estimate - counted) <= 0.06 * counted, (estimate, counted)
