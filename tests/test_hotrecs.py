@@ -5,6 +5,7 @@ memory counted."""
 from __future__ import annotations
 
 import threading
+import time
 import tracemalloc
 import uuid
 
@@ -234,3 +235,47 @@ def test_plan_estimate_matches_counted_entries(fields):
     counted = sum(stored_bytes(decode(p)) for p in packed)
     estimate = hot_records_bytes(100, round(np.mean([len(p) for p in packed])), fields)
     assert abs(estimate - counted) <= 0.06 * counted, (estimate, counted)
+
+
+def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, small_chunks, monkeypatch):
+    """Readers decode records side by side (under the read lock); each record is kept and
+    counted once, whichever reader got there first, and every hit is right."""
+    decode_slowly = _hotrecs.decode
+
+    def slow(raw: bytes):  # yield the GIL mid-decode, so that readers race for a record
+        time.sleep(0.0002)
+        return decode_slowly(raw)
+
+    monkeypatch.setattr(_hotrecs, "decode", slow)
+    rng = np.random.default_rng(9)
+    n = 60
+    vecs = rng.normal(size=(n, DIM)).astype(np.float32)
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(vecs, ids=[f"r{i}" for i in range(n)], documents=[f"doc {i}" for i in range(n)],
+              metadata=[{"i": i} for i in range(n)])
+        errors: list[BaseException] = []
+        start = threading.Barrier(6)
+
+        def reader(seed: int) -> None:
+            r = np.random.default_rng(seed)
+            try:
+                start.wait()
+                for _ in range(150):
+                    for h in t.query(vecs[r.integers(n)], k=int(r.integers(1, 12))):
+                        assert h.document == f"doc {h.id[1:]}" and h.metadata == {"i": int(h.id[1:])}
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(s,)) for s in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors, errors[0]
+        shard = store._manager.pin("t")
+        try:
+            check_complete(shard)
+            assert store.stats()["memory_bytes"] == shard.memory_bytes
+        finally:
+            store._manager.unpin(shard)
