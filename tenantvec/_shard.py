@@ -549,18 +549,18 @@ class Shard:
                     old_labels.append(unpack_label(old))
                 first = self._next_label
                 labels = np.arange(first, first + n, dtype=np.int64)
+                lbs = [pack_label(lab) for lab in range(first, first + n)]
+                recs = [[id_list[i], metas[i], docs[i], created[i], now] for i in range(n)]
+                packed = [packb(rec) for rec in recs]
+                flat, width = vecs.tobytes(), vecs.shape[1] * 4
+                # one C call per database; labels only grow, and appending fills LMDB pages
+                # instead of splitting them
+                txn.cursor(db=self._ids).putmulti(zip(keys, lbs))
+                txn.cursor(db=self._recs).putmulti(zip(lbs, packed), append=True)
+                txn.cursor(db=self._vecs).putmulti(
+                    ((lb, flat[i * width : (i + 1) * width]) for i, lb in enumerate(lbs)), append=True
+                )
                 put = txn.put
-                recs, packed = [], []
-                for i, kb in enumerate(keys):
-                    lb = pack_label(first + i)
-                    rec = [id_list[i], metas[i], docs[i], created[i], now]
-                    raw = packb(rec)
-                    recs.append(rec)
-                    packed.append(raw)
-                    put(kb, lb, db=self._ids)
-                    # labels only grow: appending fills LMDB pages instead of splitting them
-                    put(lb, raw, db=self._recs, append=True)
-                    put(lb, vecs[i].tobytes(), db=self._vecs, append=True)
                 seq = self._seq
                 if hnsw:
                     if old_labels:
