@@ -57,18 +57,18 @@ EXACT_DICT_BYTES = 100
 #: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
 #: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
-#: A hot shard keeps its records in memory (tenantvec._hotrecs.stored_bytes counts them):
-#: packed, or decoded once a query returns them (id and document strings, the metadata
-#: dict and its values; keys are interned, shared), plus this much for the dict slot and
-#: the int label key (tracemalloc: 54-61 bytes).
+#: A hot shard keeps its records in memory (tenantvec._hotrecs counts them): packed, or
+#: decoded once a query returns them (id and document strings, the metadata dict with its
+#: keys and values, the entry tuple), plus this much for the dict slot and the int label
+#: key (tracemalloc: 54-61 bytes).
 HOT_SLOT_BYTES = 56
-#: ``tenantvec plan``'s estimate of a decoded record, from its msgpack bytes: those
-#: bytes, the metadata dict itself, this much per record (string headers, the entry tuple,
-#: the slot, less the packed timestamps) and HOT_FIELD_BYTES per metadata field (a value object's header
-#: beyond its packed bytes). Fitted to entry_bytes of the measured record shape with 0-4
-#: fields (within 4%).
-HOT_RECORD_OVERHEAD = 195
-HOT_FIELD_BYTES = 32
+#: ``tenantvec plan``'s estimate of a decoded record from its msgpack bytes: those bytes,
+#: the metadata dict itself, this much per record (string headers, entry tuple, slot, less
+#: the packed timestamps) and PLAN_DECODED_FIELD_BYTES per metadata field (key and value
+#: object headers beyond their packed bytes). Fitted to the counted size of the measured
+#: record shape with 0-4 fields (within 3%).
+PLAN_DECODED_RECORD_BYTES = 231
+PLAN_DECODED_FIELD_BYTES = 88
 #: Fds per hot shard (data.mdb, lock.mdb, a snapshot being read or written).
 FDS_PER_HOT_TENANT = 3
 
@@ -115,7 +115,7 @@ def index_memory_bytes(kind: str, dim: int, m: int, n: int, metric: str = "cosin
 def hot_records_bytes(n: int, record_bytes: int, fields: int) -> int:
     """Estimated in-memory records of a hot tenant of ``n`` records."""
     meta_dict = sys.getsizeof(unpackb(packb({str(i): 0 for i in range(fields)})))  # as msgpack sizes it
-    return n * (record_bytes + HOT_RECORD_OVERHEAD + meta_dict + HOT_FIELD_BYTES * fields)
+    return n * (record_bytes + PLAN_DECODED_RECORD_BYTES + meta_dict + PLAN_DECODED_FIELD_BYTES * fields)
 
 
 def filter_columns_bytes(kind: str, dim: int, n: int, fields: int) -> int:
@@ -199,8 +199,9 @@ def plan_capacity(
         "hnsw_bytes_per_element": round(hnsw_memory_estimate(dim, m, 1_000_000) / 1_000_000 - _FIXED_BYTES / 1e6, 1),
         "exact_bytes_per_record": 4 * dim + 8 + (4 if metric == "l2" else 0) + EXACT_DICT_BYTES,
         "FILTER_BYTES_PER_FIELD": FILTER_BYTES_PER_FIELD,
-        "HOT_RECORD_OVERHEAD": HOT_RECORD_OVERHEAD,
-        "HOT_FIELD_BYTES": HOT_FIELD_BYTES,
+        "HOT_SLOT_BYTES": HOT_SLOT_BYTES,
+        "PLAN_DECODED_RECORD_BYTES": PLAN_DECODED_RECORD_BYTES,
+        "PLAN_DECODED_FIELD_BYTES": PLAN_DECODED_FIELD_BYTES,
         "m": m,
         "hnsw_threshold": hnsw_threshold,
         "metadata_fields": fields,

@@ -6,8 +6,11 @@ ten hits took ~9 µs of a ~40 µs query from packed records, against ~4 µs from
 ones. A hot shard therefore keeps its records in a dict by label, counted in
 ``memory_bytes``: first as the packed bytes LMDB holds (cheap to read: a tenant loaded
 for one query pays little), and each record a query returns is replaced by its decoded
-:data:`Entry` ``(id, document, metadata)``, so the records a tenant keeps being asked for
-are decoded once. Ids and documents are immutable strings that every hit may share.
+:data:`Entry` ``(id, document, metadata, size)``, so the records a tenant keeps being
+asked for are decoded once. ``size`` is what the entry was counted as when decoded: its
+strings can grow later (CPython caches a UTF-8 copy on a non-ASCII string once something
+encodes it, such as packing a hit's document again), and an entry must be uncounted by
+exactly what it was counted. Ids and documents are immutable strings that every hit may share.
 Metadata must be fresh for every hit (callers may mutate it): a dict of immutable
 scalars is kept as a dict and each hit gets a shallow copy, which is a full copy;
 metadata that nests lists or maps is kept as msgpack bytes and each hit decodes its own.
@@ -21,7 +24,7 @@ copy is complete, in which case it is added directly.
 
 Callers hold the shard's read lock (queries) or write lock (writes), so LMDB does not
 change while a chunk is read; concurrent readers serialise on this object's lock when
-they read a chunk or decode a record.
+they read a chunk or store a decoded record (two may decode the same record; one keeps it).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ from sys import getsizeof
 from typing import Any
 
 import lmdb
-import msgpack
 
 from ._capacity import HOT_SLOT_BYTES
 from ._codec import labels_from_bytes, pack_label, packb, unpackb
@@ -40,42 +42,40 @@ from ._types import Hit
 
 CHUNK = 1024
 
-#: ``(id, document, metadata)``: metadata as a dict of immutable scalars, or as the
-#: msgpack bytes of a metadata dict that nests containers.
-Entry = tuple[str, str | None, dict[str, Any] | bytes]
+#: ``(id, document, metadata, counted bytes)``: metadata as a dict of immutable scalars,
+#: or as the msgpack bytes of a metadata dict that nests containers.
+Entry = tuple[str, str | None, dict[str, Any] | bytes, int]
 #: What the dict holds for a label: its packed record until a query returns it.
 Stored = bytes | Entry
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
 
 
+_ENTRY_FIXED = HOT_SLOT_BYTES + getsizeof(("", None, b"", 0)) + getsizeof(1 << 20)  # tuple, size int
+
+
 def decode(raw: bytes) -> Entry:
-    """The entry of one packed record ``[id, metadata, document, ...]``."""
+    """The entry of one packed record ``[id, metadata, document, ...]``, with its size:
+    its objects plus the tuple, the dict slot and the label key. Metadata keys are counted
+    per record, though msgpack interns them (records that share a key share one string):
+    an upper bound, right for keys unique to each record."""
     rec = unpackb(raw)
-    meta = rec[1]
-    for v in meta.values():
-        if type(v) not in _SCALARS:
-            meta = packb(meta)
-            break
-    return rec[0], rec[2], meta
+    rid, meta, doc = rec[0], rec[1], rec[2]
+    size = _ENTRY_FIXED + getsizeof(rid) + (getsizeof(doc) if doc is not None else 0)
+    if all(type(v) in _SCALARS for v in meta.values()):
+        size += getsizeof(meta) + sum(map(getsizeof, meta)) + sum(map(getsizeof, meta.values()))
+    else:
+        meta = packb(meta)
+        size += getsizeof(meta)
+    return rid, doc, meta, size
 
 
 def stored_bytes(item: Stored) -> int:
-    """Resident bytes of one stored record: its objects plus the dict slot and label key.
-
-    Metadata keys are not counted: msgpack interns map keys, so every record (of every
-    tenant) that uses a key shares one string.
-    """
-    size = HOT_SLOT_BYTES + getsizeof(item)
+    """Counted bytes of one stored record (packed: its bytes object, the dict slot and
+    the label key; decoded: as counted by :func:`decode`)."""
     if type(item) is bytes:
-        return size
-    rid, doc, meta = item
-    size += getsizeof(rid) + getsizeof(meta)
-    if doc is not None:
-        size += getsizeof(doc)
-    if type(meta) is dict:
-        size += sum(map(getsizeof, meta.values()))
-    return size
+        return HOT_SLOT_BYTES + getsizeof(item)
+    return item[3]
 
 
 _new = object.__new__
@@ -132,7 +132,7 @@ class HotRecords:
         through its slots instead of the frozen ``__init__`` (four ``object.__setattr__``
         calls), which halves its cost.
         """
-        new, unpack = _new, msgpack.unpackb
+        new = _new
         set_id, set_distance, set_metadata, set_document = _set_hit
         row = []
         for lab, d in zip(labels, dists):
@@ -145,7 +145,7 @@ class HotRecords:
             hit = new(Hit)
             set_id(hit, entry[0])
             set_distance(hit, d)
-            set_metadata(hit, meta.copy() if type(meta) is dict else unpack(meta, raw=False, strict_map_key=False))
+            set_metadata(hit, meta.copy() if type(meta) is dict else unpackb(meta))
             set_document(hit, entry[1])
             row.append(hit)
         return row

@@ -15,8 +15,9 @@ old one. The HNSW snapshot (``index.hnsw``) is derived: ``meta[ckpt]`` records t
 sequence number, size and CRC32 it reflects, and on open the shard loads it and replays
 ``oplog`` after that sequence, or rebuilds from ``vecs`` when anything disagrees.
 
-A hot shard also keeps the packed ``recs`` values in memory by label (``_hotrecs``), so
-that a query turns index labels into hits without an LMDB B-tree lookup per hit.
+A hot shard also keeps its records in memory by label (``_hotrecs``: packed, and decoded
+once a query returns them), so that a query turns index labels into hits without an LMDB
+B-tree lookup or a msgpack decode per hit.
 """
 
 from __future__ import annotations
@@ -549,17 +550,21 @@ class Shard:
                     old_labels.append(unpack_label(old))
                 first = self._next_label
                 labels = np.arange(first, first + n, dtype=np.int64)
-                lbs = [pack_label(lab) for lab in range(first, first + n)]
+                lbs = [pack_label(lab) for lab in labels.tolist()]
                 recs = [[id_list[i], metas[i], docs[i], created[i], now] for i in range(n)]
                 packed = [packb(rec) for rec in recs]
-                flat, width = vecs.tobytes(), vecs.shape[1] * 4
+                rows, width = memoryview(vecs).cast("B"), vecs.shape[1] * 4
                 # one C call per database; labels only grow, and appending fills LMDB pages
-                # instead of splitting them
+                # instead of splitting them (an append out of order would add nothing)
                 txn.cursor(db=self._ids).putmulti(zip(keys, lbs))
-                txn.cursor(db=self._recs).putmulti(zip(lbs, packed), append=True)
-                txn.cursor(db=self._vecs).putmulti(
-                    ((lb, flat[i * width : (i + 1) * width]) for i, lb in enumerate(lbs)), append=True
+                added = (
+                    txn.cursor(db=self._recs).putmulti(zip(lbs, packed), append=True)[1],
+                    txn.cursor(db=self._vecs).putmulti(
+                        ((lb, rows[i * width : (i + 1) * width]) for i, lb in enumerate(lbs)), append=True
+                    )[1],
                 )
+                if added != (n, n):
+                    raise CorruptShard(f"tenant {tid!r}: label {first} is not past every stored label")
                 put = txn.put
                 seq = self._seq
                 if hnsw:
@@ -762,10 +767,12 @@ class Shard:
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
             hot = self._hot
             before = hot.nbytes
-            get = hot.getter(self._env, self._recs)
-            out = [hot.hits(get, labels, dists) for labels, dists in rows]
-            if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)
-                self.memory_changed = True
+            try:
+                get = hot.getter(self._env, self._recs)
+                out = [hot.hits(get, labels, dists) for labels, dists in rows]
+            finally:
+                if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)
+                    self.memory_changed = True
         finally:
             self._lock.release_read()
         return out, single, plan

@@ -205,8 +205,8 @@ SHAPES = {
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_counted_bytes_track_resident_memory(shape):
     """What the budget counts is close to what the records really hold (tracemalloc),
-    packed and decoded. Metadata keys are not counted: msgpack interns them, so records
-    share them (keys unique to each record would be missed)."""
+    packed (measured 0.95-0.97x) and decoded (0.96-1.21x: metadata keys are counted per
+    record, though msgpack interns them and records share them)."""
     n = 4000
     packed = [packb(SHAPES[shape](i)) for i in range(n)]
     hot = _hotrecs.HotRecords()
@@ -221,7 +221,7 @@ def test_counted_bytes_track_resident_memory(shape):
     finally:
         tracemalloc.stop()
     assert 0.9 * packed_resident <= packed_counted <= 1.15 * packed_resident, (packed_counted / n, packed_resident / n)
-    assert 0.9 * decoded_resident <= hot.nbytes <= 1.15 * decoded_resident, (hot.nbytes / n, decoded_resident / n)
+    assert 0.9 * decoded_resident <= hot.nbytes <= 1.3 * decoded_resident, (hot.nbytes / n, decoded_resident / n)
     hot.forget(list(range(0, n, 2)))
     assert hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
 
@@ -279,3 +279,48 @@ def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, 
             assert store.stats()["memory_bytes"] == shard.memory_bytes
         finally:
             store._manager.unpin(shard)
+
+
+def test_read_modify_write_of_non_ascii_hits_keeps_the_count_exact(tmp_path):
+    """Packing a hit's non-ASCII strings again (an upsert of what a query returned) makes
+    CPython cache their UTF-8 form, which sys.getsizeof then reports: an entry is uncounted
+    by what it was counted when decoded, so the count never drifts (it once went negative)."""
+    vec = np.ones(DIM, dtype=np.float32)
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(vec, ids=["note"], documents=["メモ déjà vu " * 100], metadata=[{"city": "Zürich"}])
+        for _ in range(20):  # a note edited in place: read it, write it back
+            h = t.query(vec, k=1)[0]
+            t.upsert(vec, ids=[h.id], documents=[h.document], metadata=[h.metadata])
+        t.query(vec, k=1)
+        shard = store._manager.pin("t")
+        try:
+            hot = shard._hot
+            with shard._env.begin(db=shard._recs) as txn:
+                fresh = sum(stored_bytes(decode(bytes(v))) for _, v in txn.cursor())
+            assert hot.nbytes == fresh > 0
+            assert store.stats()["memory_bytes"] == shard.memory_bytes
+        finally:
+            store._manager.unpin(shard)
+
+
+def test_a_chunk_read_is_counted_even_when_building_the_hits_fails(tmp_path, monkeypatch):
+    vecs = np.random.default_rng(10).normal(size=(20, DIM)).astype(np.float32)
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("t")
+        t.add(vecs, ids=[f"r{i}" for i in range(20)])
+
+        def fail(raw: bytes):
+            raise MemoryError("simulated")
+
+        with monkeypatch.context() as m:
+            m.setattr(_hotrecs, "decode", fail)
+            with pytest.raises(MemoryError):
+                t.query(vecs[0], k=3)  # reads the first chunk, then fails decoding a hit
+        shard = store._manager.pin("t")
+        try:
+            assert len(shard._hot) == 20
+            assert store.stats()["memory_bytes"] == shard.memory_bytes
+        finally:
+            store._manager.unpin(shard)
+        assert [h.id for h in t.query(vecs[0], k=1)] == ["r0"]

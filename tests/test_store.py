@@ -469,6 +469,30 @@ def test_query_distances_are_hnswlib_distances(root, metric):
         assert all(isinstance(h.distance, float) for h in hits)
 
 
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+@pytest.mark.parametrize("threshold", [2048, 8])
+def test_every_query_path_returns_the_same_float32_distances(root, metric, threshold):
+    """One vector, a batch of one, ``where={}`` and ``explain=True`` take different code
+    paths; the distances agree (exactly for ip and l2 on the exact index; hnswlib's SIMD
+    sums in another order than numpy) and are float32 values, as hnswlib's."""
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(40, DIM)).astype(np.float32)
+    with tenantvec.Store(root, dim=DIM, metric=metric, hnsw_threshold=threshold) as store:
+        t = store.create_tenant("m")
+        t.add(vecs, ids=[str(i) for i in range(40)])
+        for q in rng.normal(size=(10, DIM)).astype(np.float32):
+            single = {h.id: h.distance for h in t.query(q, k=40)}
+            for other in (t.query(q[None], k=40)[0], t.query(q, k=40, where={}), t.query(q, k=40, explain=True)[0]):
+                got = {h.id: h.distance for h in other}
+                assert got.keys() == single.keys()
+                for rid, d in got.items():
+                    if metric == "cosine" or threshold < 40:
+                        assert d == pytest.approx(single[rid], abs=1e-5)
+                    else:
+                        assert d == single[rid], (rid, d, single[rid])
+            assert all(float(np.float32(d)) == d for d in single.values())
+
+
 def test_hits_are_fresh_copies(acme):
     """Queries answer from the records a hot tenant keeps in memory; a caller mutating a
     hit must not change what the next query (or get) returns."""

@@ -168,16 +168,15 @@ class ExactIndex:
         if k < n:
             top = dots.argpartition(n - k)[n - k :]
             sims = dots[top]
-            order = top[sims.argsort()[::-1]]
+            best = sims.argsort()[::-1]
+            order, sims = top[best], sims[best]
         else:
             order = dots.argsort()[::-1]
-        sims = dots[order].tolist()
+            sims = dots[order]
         if self.metric == "cosine":
-            scale = 1.0 / math.sqrt(float(query.dot(query)))
-            dists = [1.0 - s * scale for s in sims]
-        else:
-            dists = [1.0 - s for s in sims]
-        return self._labels[order].tolist(), dists
+            sims *= 1.0 / math.sqrt(float(query.dot(query)))
+        # float32 arithmetic, like the batch path and hnswlib (ip: equal to the batch path)
+        return self._labels[order].tolist(), (1.0 - sims).tolist()
 
     def _to_rows(self, vectors: np.ndarray) -> np.ndarray:
         if self.metric != "l2":
