@@ -39,7 +39,7 @@ import lmdb
 import numpy as np
 
 from ._capacity import _leaf_bytes, index_memory_bytes
-from ._codec import labels_from_bytes, pack_label, packb, unpackb
+from ._codec import pack_label, packb, unpackb
 from ._index import ExactIndex, HnswIndex
 from ._maintenance import _files_bytes, _open_files, _tenant_path
 from ._options import StoreOptions
@@ -219,7 +219,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
             shard._check_open()
             with shard._env.begin() as txn:
                 seq = shard._get_meta(txn, b"seq")
-                gone, new = _changes(shard, txn, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
+                gone, new = shard.label_changes(txn, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
                 if len(gone):
                     index.remove(gone)
                 if len(new):
@@ -253,12 +253,6 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
 
 def _build(shard: Shard, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
     return shard.build_index(_target_kind(shard.opts, len(labels)), labels, mat)
-
-
-def _changes(shard: Shard, txn: lmdb.Transaction, built: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels removed and added since the snapshot ``built`` was read."""
-    now = labels_from_bytes(b"".join(txn.cursor(db=shard._vecs).iternext(keys=True, values=False)))
-    return np.setdiff1d(built, now, assume_unique=True), np.setdiff1d(now, built, assume_unique=True)
 
 
 def _map_size(shard: Shard) -> int:

@@ -421,6 +421,12 @@ class Shard:
                 expect += 1
         return out if expect - 1 == self._seq else None
 
+    def label_changes(self, txn: lmdb.Transaction, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels in ``held`` that LMDB no longer has, and labels LMDB has that ``held``
+        lacks (labels are never re-used, so this is every delete and every add since)."""
+        now = labels_from_bytes(b"".join(txn.cursor(db=self._vecs).iternext(keys=True, values=False)))
+        return np.setdiff1d(held, now, assume_unique=True), np.setdiff1d(now, held, assume_unique=True)
+
     def _replay(self, txn: lmdb.Transaction, op: str, labels: np.ndarray) -> None:
         if op == "d":
             self.index.remove(labels)
@@ -468,7 +474,13 @@ class Shard:
         try:
             with self._env.begin() as txn:
                 self._load_meta(txn)
-                ops = self._oplog_after(txn, self._loaded_seq) if self.kind == self.index.kind == "hnsw" else None
+                if self.kind == self.index.kind == "hnsw":
+                    ops = self._oplog_after(txn, self._loaded_seq)
+                elif self.kind == self.index.kind == "exact":  # no op log: what changed is a label diff
+                    gone, new = self.label_changes(txn, self.index.labels())
+                    ops = [("d", gone), ("a", new)]
+                else:  # the writer switched index kinds
+                    ops = None
                 if ops is None:
                     self._rebuild_index(txn)
                 else:

@@ -394,6 +394,8 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
             hn.delete(ids=["h2", "h3"])
             del models["hn"]["h2"], models["hn"]["h3"]
             add(ex, "ex", ["e100"], vectors(1, 5))
+            ex.delete(ids=["e5"])
+            del models["ex"]["e5"]
             add(store.tenant("empty"), "empty", ["z0"], vectors(1, 6))
             proc.stdin.write("go\n")
             proc.stdin.flush()
@@ -409,6 +411,78 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
         assert not store.has_tenant("newcomer")
         for tid, model in models.items():
             assert store.tenant(tid).count() == len(model)
+
+
+EXACT_FOLLOWER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tenantvec
+    from tenantvec._shard import Shard
+
+    rebuilds = []
+    rebuild = Shard._rebuild_index
+    Shard._rebuild_index = lambda self, txn: (rebuilds.append(self.tenant_id), rebuild(self, txn))[1]
+    store = tenantvec.Store(sys.argv[1], readonly=True)
+    queries = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    while sys.stdin.readline():
+        out = {}
+        for tid in ("cosine", "l2", "ip"):
+            t = store.tenant(tid)
+            hits = t.query(queries, k=1000)
+            out[tid] = {"ids": sorted(h.id for h in hits[0]),
+                        "top": [[h.id for h in row[:3]] for row in hits],
+                        "docs": {h.id: h.document for h in hits[0]}}
+        out["rebuilds"] = len(rebuilds)
+        print(json.dumps(out), flush=True)
+    store.close()
+    """
+)
+
+
+def test_readonly_process_follows_exact_tenants_without_rebuilding(tmp_path, subprocess_env):
+    """Exact tenants keep no op log; a read-only process catches up with the writer's adds,
+    upserts and deletes from a diff of labels instead of rebuilding its index every commit,
+    and answers exactly as the writer does (l2 too, whose rows are stored re-centred)."""
+    root = tmp_path / "store"
+    rng = np.random.default_rng(11)
+    queries = np.random.default_rng(0).normal(size=(5, DIM)).astype(np.float32)
+    with tenantvec.Store(root, dim=DIM) as store:  # the default threshold: exact tenants
+        tenants = {m: store.create_tenant(m, metric=m) for m in ("cosine", "l2", "ip")}
+        for t in tenants.values():
+            t.add(rng.normal(size=(30, DIM)).astype(np.float32) + 5, ids=[f"r{i}" for i in range(30)],
+                  documents=[f"doc {i}" for i in range(30)])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", EXACT_FOLLOWER, str(root)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=subprocess_env, cwd=tmp_path,
+        )
+        try:
+            loads = None
+            for step in range(8):
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+                line = proc.stdout.readline()
+                assert line, proc.stderr.read()
+                seen = json.loads(line)
+                if loads is None:
+                    loads = seen["rebuilds"]  # each tenant's first load builds its index
+                assert seen["rebuilds"] == loads == 3, f"step {step}: rebuilt on refresh"
+                for m, t in tenants.items():
+                    want = t.query(queries, k=1000)
+                    assert seen[m]["ids"] == sorted(h.id for h in want[0]), (step, m)
+                    assert seen[m]["top"] == [[h.id for h in row[:3]] for row in want], (step, m)
+                    assert seen[m]["docs"] == {h.id: h.document for h in want[0]}, (step, m)
+                for t in tenants.values():  # the writer moves on: adds, upserts, deletes
+                    t.add(rng.normal(size=(3, DIM)).astype(np.float32) + 5, ids=[f"s{step}.{i}" for i in range(3)])
+                    t.upsert(rng.normal(size=(1, DIM)).astype(np.float32), ids=[f"r{step}"], documents=[f"new {step}"])
+                    t.delete(ids=[f"r{29 - step}", f"s{step}.0"])
+            proc.stdin.close()
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 KILLED_WRITER = textwrap.dedent(
