@@ -70,6 +70,8 @@ log = logging.getLogger("tenantvec")
 FORMAT_VERSION = 1
 INDEX_FILE = "index.hnsw"
 _DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm")
+#: Searches a read-only query makes at most while the writer deletes records under it.
+_STALE_RETRIES = 3
 _READER_MAP_SIZE = 1 << 36  # readers only reserve address space; the file is not grown
 _MAX_MAP_SIZE = 1 << 40
 
@@ -769,6 +771,18 @@ class Shard:
         if type(k) is not int or k < 1:
             k = check_k(k)
         compiled = compile_where(where) if where is not None else None
+        for _ in range(_STALE_RETRIES):
+            rows, out, plan = self._search(qs, single, k, compiled, explain)
+            if not self.readonly or all(len(hits) == len(row[0]) for hits, row in zip(out, rows)):
+                break
+            # A read-only view: the writer deleted records that this index still held after
+            # it caught up. The next search catches up again (_begin_read) and runs anew.
+        return out, single, plan
+
+    def _search(
+        self, qs: np.ndarray, single: bool, k: int, compiled: tuple[Node, Callable] | None, explain: bool
+    ) -> tuple[list[tuple[list[int], list[float]]], list[list[Hit]], QueryPlan | None]:
+        """One search under the read lock: (labels and distances, hits, plan) per row."""
         self._begin_read()
         try:
             if single and compiled is None and not explain:  # the common query: no LMDB read
@@ -787,7 +801,7 @@ class Shard:
                     self.memory_changed = True
         finally:
             self._lock.release_read()
-        return out, single, plan
+        return rows, out, plan
 
     def get(
         self,

@@ -485,6 +485,64 @@ def test_readonly_process_follows_exact_tenants_without_rebuilding(tmp_path, sub
                 proc.wait()
 
 
+STALE_FOLLOWER = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tenantvec
+    from tenantvec import _hotrecs
+    from tenantvec._shard import Shard
+
+    _hotrecs.CHUNK = 4  # the in-memory copy stays partial: later labels are read from LMDB
+    skip = []
+    refresh = Shard._refresh
+    Shard._refresh = lambda self: skip.pop() if skip else refresh(self)
+    store = tenantvec.Store(sys.argv[1], readonly=True)
+    t = store.tenant("a")
+    q = np.asarray(json.loads(sys.argv[2]), dtype=np.float32)
+    t.query(q, k=3)
+    print("loaded", flush=True)
+    sys.stdin.readline()  # the writer deletes records meanwhile
+    skip.append(None)  # this query's first search misses the deletes, as in a race
+    hits = t.query(q, k=10)
+    print(json.dumps([h.id for h in hits]), flush=True)
+    store.close()
+    """
+)
+
+
+def test_readonly_query_never_comes_back_short_when_the_writer_deletes_under_it(tmp_path, subprocess_env):
+    """A read-only process's index can still hold records that the writer deleted after the
+    process caught up; the query then searches again, caught up, rather than return fewer
+    than k hits."""
+    root = tmp_path / "store"
+    vecs = vectors(40, 12)
+    q = vecs[4:10].mean(axis=0)
+    with tenantvec.Store(root, dim=DIM) as store:
+        t = store.create_tenant("a")
+        t.add(vecs, ids=[f"r{i}" for i in range(40)])
+        gone = [h.id for h in t.query(q, k=10) if int(h.id[1:]) >= 4][:5]  # past the first chunk
+        assert len(gone) == 5
+        proc = subprocess.Popen(
+            [sys.executable, "-c", STALE_FOLLOWER, str(root), json.dumps(q.tolist())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=subprocess_env, cwd=tmp_path,
+        )
+        try:
+            assert proc.stdout.readline().strip() == "loaded", proc.stderr.read()
+            t.delete(ids=gone)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            assert json.loads(line) == [h.id for h in t.query(q, k=10)]
+            assert proc.wait(timeout=60) == 0, proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 KILLED_WRITER = textwrap.dedent(
     """
     import json, sys, time
