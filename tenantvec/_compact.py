@@ -43,7 +43,7 @@ from ._codec import pack_label, packb, unpackb
 from ._index import ExactIndex, HnswIndex
 from ._maintenance import _files_bytes, _open_files, _tenant_path
 from ._options import StoreOptions
-from ._shard import _DB_NAMES, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
+from ._shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, remove_leftovers, save_snapshot, write_txn
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -53,7 +53,6 @@ log = logging.getLogger("tenantvec")
 #: Auto-compaction needs at least this many index tombstones (besides the deleted
 #: fraction passing ``compact_threshold``): below it a rebuild costs more than it frees.
 AUTO_COMPACT_MIN_DELETED = 2048
-_PREFIX = ".compact-"
 _BATCH = 20_000
 _SMALL_DBS = ("meta", "wm")  # re-copied whole under the write lock
 _SAMPLE = 256
@@ -183,10 +182,8 @@ def compact_shard(shard: Shard, *, wait: bool = True) -> CompactReport | None:
     if not shard._compact_lock.acquire(blocking=wait):
         return None
     try:
-        for entry in os.scandir(shard.path):  # leftovers of an interrupted compaction
-            if entry.name.startswith(_PREFIX):
-                shutil.rmtree(entry.path, ignore_errors=True)
-        tmp = os.path.join(shard.path, f"{_PREFIX}{uuid.uuid4().hex}")
+        remove_leftovers(shard.path)
+        tmp = os.path.join(shard.path, f"{COMPACT_PREFIX}{uuid.uuid4().hex}")
         os.mkdir(tmp)
         try:
             return _compact(shard, tmp)

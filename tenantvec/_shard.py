@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -69,6 +70,8 @@ log = logging.getLogger("tenantvec")
 
 FORMAT_VERSION = 1
 INDEX_FILE = "index.hnsw"
+#: Work directories of compactions (tenantvec._compact) inside a shard's directory.
+COMPACT_PREFIX = ".compact-"
 _DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm")
 #: Searches a read-only query makes at most while the writer deletes records under it.
 _STALE_RETRIES = 3
@@ -90,6 +93,18 @@ def compile_where(where: object) -> tuple[Node, Callable[[list], bool]] | None:
         return None
     node = parse_filter(where)
     return node, compile_predicate(node, _record_get)
+
+
+def remove_leftovers(path: str) -> None:
+    """Remove what an interrupted compaction or snapshot write left in a shard directory
+    (a crash between creating and removing them); no process may be writing the shard."""
+    for entry in os.scandir(path):
+        if entry.name.startswith(COMPACT_PREFIX) or entry.name == INDEX_FILE + ".partial":
+            log.warning("removing %s, left by an interrupted compaction or snapshot", entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
 
 
 def _fsync_dir(path: str) -> None:

@@ -20,7 +20,7 @@ from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_fr
 from ._maintenance import TenantSummary, VerifyReport
 from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
-from ._shard import Shard
+from ._shard import Shard, remove_leftovers
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     DimensionMismatch,
@@ -207,6 +207,8 @@ class Store:
         path = self._tenant_path(tenant_id)
         if not (path / "data.mdb").is_file():
             raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
+        if not self.readonly:  # the tenant is cold, so nothing of this writer compacts it
+            remove_leftovers(str(path))
         return Shard.open(str(path), tenant_id, self.options, self.readonly)
 
     # ------------------------------------------------------------------ tenants

@@ -196,12 +196,23 @@ def test_snapshot_older_than_log_is_replayed_without_loss(tmp_path):
         check_tenant(store, "acme", model)
 
 
-def test_leftover_partial_snapshot_is_harmless(tmp_path):
+def test_leftovers_of_an_interrupted_snapshot_or_compaction_are_harmless_and_removed(tmp_path):
+    """A crash can leave index.hnsw.partial or a .compact-* work directory (a copy of the
+    tenant's data that no file count shows). A read-only opener leaves them; the writer
+    removes them when it loads the tenant, and serves the tenant unchanged."""
     root = tmp_path / "store"
     model = populate(root)
-    (index_file(root).parent / "index.hnsw.partial").write_bytes(b"\x00garbage" * 100)
+    shard_dir = index_file(root).parent
+    (shard_dir / "index.hnsw.partial").write_bytes(b"\x00garbage" * 100)
+    work = shard_dir / ".compact-0123abcd"
+    work.mkdir()
+    (work / "data.mdb").write_bytes(b"\x00" * 4096)
+    with tenantvec.Store(root, readonly=True) as store:
+        check_tenant(store, "acme", model)
+    assert work.is_dir() and (shard_dir / "index.hnsw.partial").exists()
     with open_store(root) as store:
         check_tenant(store, "acme", model)
+        assert sorted(p.name for p in shard_dir.iterdir()) == ["data.mdb", "index.hnsw", "lock.mdb"]
         t = store.tenant("acme")
         t.add(vectors(1, 5), ids=["late"])
         model["late"] = vectors(1, 5)[0]
