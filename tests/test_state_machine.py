@@ -27,6 +27,7 @@ from hypothesis.stateful import (
 )
 
 import tenantvec
+from tenantvec._hotrecs import stored_bytes
 
 THRESHOLD = 12  # small, so tenants cross from exact search to HNSW within a run
 HNSW = tenantvec.HnswParams(m=16, ef_construction=200, ef=96)
@@ -359,6 +360,17 @@ class StoreMachine(RuleBasedStateMachine):
             hits = self.handles[tid].query(q, k=len(model.records))
             assert sorted(h.id for h in hits) == sorted(model.records), "index and LMDB disagree"
             assert all(h.metadata["tenant"] == tid for h in hits)
+
+    @invariant()
+    def memory_is_counted_exactly(self) -> None:
+        """Each hot shard's in-memory records are counted as what they hold, and the
+        manager's total is the sum over the hot shards (nothing drifts, whatever ran)."""
+        if self.store is None:
+            return
+        hot = self.store._manager.hot()
+        for shard in hot.values():
+            assert shard._hot.nbytes == sum(map(stored_bytes, shard._hot._recs.values()))
+        assert self.store.stats()["memory_bytes"] == sum(s.memory_bytes for s in hot.values())
 
     @invariant()
     def top_k_matches_brute_force(self) -> None:
