@@ -7,13 +7,15 @@ ones. A hot shard therefore keeps its records in a dict by label, counted in
 ``memory_bytes``: first as the packed bytes LMDB holds (cheap to read: a tenant loaded
 for one query pays little), and each record a query returns is replaced by its decoded
 :data:`Entry` ``(id, document, metadata, size)``, so the records a tenant keeps being
-asked for are decoded once. ``size`` is what the entry was counted as when decoded: its
-strings can grow later (CPython caches a UTF-8 copy on a non-ASCII string once something
-encodes it, such as packing a hit's document again), and an entry must be uncounted by
-exactly what it was counted. Ids and documents are immutable strings that every hit may share.
-Metadata must be fresh for every hit (callers may mutate it): a dict of immutable
-scalars is kept as a dict and each hit gets a shallow copy, which is a full copy;
-metadata that nests lists or maps is kept as msgpack bytes and each hit decodes its own.
+asked for are decoded once.
+
+Ids and documents are immutable strings that every hit may share. Metadata must be
+fresh for every hit (callers may mutate it): a dict of immutable scalars is kept as a
+dict and each hit gets a shallow copy, which is a full copy; metadata that nests lists or
+maps is kept as msgpack bytes and each hit decodes its own. ``size`` is what the entry
+was counted as when decoded: its strings can grow later (CPython caches a UTF-8 copy on a
+non-ASCII string once something encodes it, such as packing a hit's document again), and
+an entry must be uncounted by exactly what it was counted.
 
 The copy is read from LMDB in chunks of ``CHUNK`` records in label order, one chunk per
 query, so that the first query after a cold load pays at most ~1 ms, whatever the
@@ -49,8 +51,6 @@ Entry = tuple[str, str | None, dict[str, Any] | bytes, int]
 Stored = bytes | Entry
 
 _SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
-
-
 _ENTRY_FIXED = HOT_SLOT_BYTES + getsizeof(("", None, b"", 0)) + getsizeof(1 << 20)  # tuple, size int
 
 
