@@ -335,12 +335,9 @@ class Shard:
         )
 
     def _read_all_vectors(self, txn: lmdb.Transaction) -> tuple[np.ndarray, np.ndarray]:
-        keys, vals = [], []
-        for k, v in txn.cursor(db=self._vecs):
-            keys.append(k)
-            vals.append(v)
-        labels = labels_from_bytes(b"".join(keys))
-        mat = np.frombuffer(b"".join(vals), dtype=np.float32)
+        cur = txn.cursor(db=self._vecs)
+        labels = labels_from_bytes(b"".join(cur.iternext(keys=True, values=False)))
+        mat = np.frombuffer(b"".join(cur.iternext(keys=False, values=True)), dtype=np.float32)
         if mat.size != len(labels) * self.dim:
             raise CorruptShard(f"tenant {self.tenant_id!r}: stored vectors do not have dimension {self.dim}")
         return labels, mat.reshape(len(labels), self.dim)

@@ -9,11 +9,15 @@ import numpy as np
 _INITIAL_CAPACITY = 64
 
 
-def prepare_query(metric: str, queries: np.ndarray) -> np.ndarray:
-    """Normalise query rows for cosine; other metrics use them as given."""
+def prepare_query(metric: str, queries: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Normalise query rows for cosine; other metrics use them as given. With ``out``,
+    the result is written there (and returned)."""
     if metric == "cosine":
         norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
-        return queries / norms[:, None]
+        return np.divide(queries, norms[:, None], out=out)
+    if out is not None:
+        out[...] = queries
+        return out
     return queries
 
 
@@ -105,9 +109,8 @@ class ExactIndex:
     def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:
         n = len(labels)
         self._grow(self._n + n)
-        rows = self._to_rows(vectors)
         s = slice(self._n, self._n + n)
-        self._mat[s] = rows
+        rows = self._to_rows(vectors, out=self._mat[s])
         self._labels[s] = labels
         if self._sq is not None:
             self._sq[s] = np.einsum("ij,ij->i", rows, rows)
@@ -178,12 +181,14 @@ class ExactIndex:
         # float32 arithmetic, like the batch path and hnswlib (ip: equal to the batch path)
         return self._labels[order].tolist(), (1.0 - sims).tolist()
 
-    def _to_rows(self, vectors: np.ndarray) -> np.ndarray:
+    def _to_rows(self, vectors: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Vectors as this index stores rows (normalised, or re-centred for l2), written
+        to ``out`` when given."""
         if self.metric != "l2":
-            return prepare_query(self.metric, vectors)
+            return prepare_query(self.metric, vectors, out)
         if self._origin is None:
             self._origin = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
-        return vectors - self._origin
+        return np.subtract(vectors, self._origin, out=out)
 
     def labels(self) -> np.ndarray:
         return self._labels[: self._n].copy()
