@@ -39,6 +39,7 @@ log = logging.getLogger("tenantvec")
 STORE_FORMAT = 1
 CONFIG_FILE = "tenantvec.json"
 LOCK_FILE = "LOCK"
+_LOCK_RECORD = 32  # bytes of the LOCK file: the holder's pid, padded
 TENANTS_DIR = "tenants"
 _DEFAULT_DIM = 384
 _DEFAULT_METRIC = "cosine"
@@ -141,14 +142,17 @@ class Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, _LOCK_RECORD, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise StoreLocked(
                 f"store {str(self.path)!r} is locked by pid {holder} ({self.path / LOCK_FILE}); "
                 "open it with readonly=True to read while that process writes"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # The holder's pid, padded to a fixed width: overwriting in place avoids a
+        # truncate, which costs ~1 ms (a metadata commit) on journaling filesystems.
+        os.pwrite(fd, f"{os.getpid()}\n".ljust(_LOCK_RECORD).encode(), 0)
+        if os.fstat(fd).st_size > _LOCK_RECORD:
+            os.ftruncate(fd, _LOCK_RECORD)
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
