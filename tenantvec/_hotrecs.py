@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from itertools import islice
 from sys import getsizeof
 from typing import Any
 
@@ -162,15 +163,15 @@ class HotRecords:
 
     def _read_chunk(self, env: lmdb.Environment, db: lmdb._Database) -> None:
         assert self._next is not None
-        keys, values = [], []
+        start = pack_label(self._next)
+        keys: list[bytes] = []
+        values: list[bytes] = []
         with env.begin(db=db) as txn:
             cur = txn.cursor()
-            if cur.set_range(pack_label(self._next)):
-                for key, value in cur:
-                    keys.append(key)
-                    values.append(value)
-                    if len(keys) == CHUNK:
-                        break
+            if cur.set_range(start):  # two passes, each a C-level iteration
+                keys = list(islice(cur.iternext(keys=True, values=False), CHUNK))
+                cur.set_range(start)
+                values = list(islice(cur.iternext(keys=False, values=True), CHUNK))
         labels = labels_from_bytes(b"".join(keys)).tolist()
         self._add(zip(labels, values))
         self._next = labels[-1] + 1 if len(labels) == CHUNK else None
@@ -181,7 +182,9 @@ class HotRecords:
         for label, raw in records:
             old = recs.get(label)  # read-only views can meet a record twice
             recs[label] = raw
-            size += stored_bytes(raw) - (stored_bytes(old) if old is not None else 0)
+            size += HOT_SLOT_BYTES + getsizeof(raw)  # stored_bytes(raw), inline
+            if old is not None:
+                size -= stored_bytes(old)
         self.nbytes += size
 
     def remember(self, labels: list[int], packed: list[bytes]) -> None:
