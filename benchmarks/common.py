@@ -73,7 +73,7 @@ FULL = Config(
     hnsw_target_n=20_000, exact_target_n=500,
     n_queries=200, n_queries_big=200, passes=7, bulk_batch=5000,
     cold_small_n=1000, cold_runs_small=15, cold_runs_big=5,
-    ingest_tenants=20, ingest_batches=10, ingest_batch=32, ingest_reps=3,
+    ingest_tenants=20, ingest_batches=10, ingest_batch=32, ingest_reps=7,
     scale_tenants=10_000, scale_records=100, scale_ops=20_000, scale_budget="256MiB", scale_max_hot=256,
 )
 
