@@ -4,6 +4,7 @@ the writer lock holds across processes, readonly openers see committed data, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,22 @@ def open_store(root: Path, **kw) -> tenantvec.Store:
 
 def vectors(n: int, seed: int, dim: int = DIM) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+@contextlib.contextmanager
+def python_child(script: str, *args: str, env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """``python -c script args`` with pipes for stdin, stdout and stderr; killed if it is
+    still running when the block exits."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def populate(root: Path, n: int = N) -> dict[str, np.ndarray]:
@@ -384,12 +402,7 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
         info = hn.info()
         assert info.index_kind == "hnsw" and info.checkpoint_seq < info.seq
 
-        proc = subprocess.Popen(
-            [sys.executable, "-c", READER, str(root)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=subprocess_env, cwd=tmp_path,
-        )
-        try:
+        with python_child(READER, str(root), env=subprocess_env, cwd=tmp_path) as proc:
             line = proc.stdout.readline()
             assert line, proc.stderr.read() if proc.poll() is not None else "reader printed nothing"
             first = json.loads(line)
@@ -414,10 +427,6 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
             assert line, proc.stderr.read()
             _compare_dump(json.loads(line)["phase2"], models)
             assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         # The readonly opener wrote nothing: the writer still sees exactly its own data.
         assert not store.has_tenant("newcomer")
         for tid, model in models.items():
@@ -463,12 +472,7 @@ def test_readonly_process_follows_exact_tenants_without_rebuilding(tmp_path, sub
         for t in tenants.values():
             t.add(rng.normal(size=(30, DIM)).astype(np.float32) + 5, ids=[f"r{i}" for i in range(30)],
                   documents=[f"doc {i}" for i in range(30)])
-        proc = subprocess.Popen(
-            [sys.executable, "-c", EXACT_FOLLOWER, str(root)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=subprocess_env, cwd=tmp_path,
-        )
-        try:
+        with python_child(EXACT_FOLLOWER, str(root), env=subprocess_env, cwd=tmp_path) as proc:
             loads = None
             for step in range(8):
                 proc.stdin.write("go\n")
@@ -490,10 +494,6 @@ def test_readonly_process_follows_exact_tenants_without_rebuilding(tmp_path, sub
                     t.delete(ids=[f"r{29 - step}", f"s{step}.0"])
             proc.stdin.close()
             assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 STALE_FOLLOWER = textwrap.dedent(
@@ -534,12 +534,7 @@ def test_readonly_query_never_comes_back_short_when_the_writer_deletes_under_it(
         t.add(vecs, ids=[f"r{i}" for i in range(40)])
         gone = [h.id for h in t.query(q, k=10) if int(h.id[1:]) >= 4][:5]  # past the first chunk
         assert len(gone) == 5
-        proc = subprocess.Popen(
-            [sys.executable, "-c", STALE_FOLLOWER, str(root), json.dumps(q.tolist())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=subprocess_env, cwd=tmp_path,
-        )
-        try:
+        with python_child(STALE_FOLLOWER, str(root), json.dumps(q.tolist()), env=subprocess_env, cwd=tmp_path) as proc:
             assert proc.stdout.readline().strip() == "loaded", proc.stderr.read()
             t.delete(ids=gone)
             proc.stdin.write("go\n")
@@ -548,10 +543,6 @@ def test_readonly_query_never_comes_back_short_when_the_writer_deletes_under_it(
             assert line, proc.stderr.read()
             assert json.loads(line) == [h.id for h in t.query(q, k=10)]
             assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
 
 
 KILLED_WRITER = textwrap.dedent(
