@@ -115,6 +115,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self._lock_fd: int | None = None
+        self._swept: set[str] = set()  # tenants checked for crash leftovers by this writer
         if readonly:
             if not (self.path / CONFIG_FILE).is_file():
                 raise TenantNotFound(f"no tenantvec store at {str(self.path)!r} (missing {CONFIG_FILE})")
@@ -211,8 +212,9 @@ class Store:
         path = self._tenant_path(tenant_id)
         if not (path / "data.mdb").is_file():
             raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
-        if not self.readonly:  # the tenant is cold, so nothing of this writer compacts it
-            remove_leftovers(str(path))
+        if not self.readonly and tenant_id not in self._swept:  # only a crashed writer leaves them
+            remove_leftovers(str(path))  # the tenant is cold: nothing of this writer compacts it
+            self._swept.add(tenant_id)
         return Shard.open(str(path), tenant_id, self.options, self.readonly)
 
     # ------------------------------------------------------------------ tenants
