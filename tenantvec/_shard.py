@@ -645,11 +645,12 @@ class Shard:
             if removed:
                 self.index.remove(np.asarray(removed, dtype=np.int64))
             if upgrade:
-                old = self.index
-                index = self._new_hnsw(max(2 * (len(old) + len(labels)), 1024))
-                if len(old):
-                    index.add(old.labels(), old.get_vectors(old.labels()), num_threads=-1)
-                index.add(labels, vecs, num_threads=-1)
+                # from LMDB's vectors, the ones a reopen would build from: the exact index
+                # holds l2 rows re-centred in float32, one rounding away from them
+                with self._env.begin() as txn:
+                    all_labels, mat = self._read_all_vectors(txn)
+                index = self._new_hnsw(max(2 * len(all_labels), 1024))
+                index.add(all_labels, mat, num_threads=-1)
                 self.index = index
                 self.kind = "hnsw"
                 log.info("tenant %r: switched to an HNSW index at %d records", self.tenant_id, len(index))

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import tenantvec
+from tenantvec._index import prepare_query
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +134,23 @@ def expected_states(ack_path: Path) -> tuple[dict[tuple[str, str], set[str]], in
     return states, acked, inflight
 
 
+def assert_index_holds_lmdb(store: tenantvec.Store, tid: str, context: str) -> None:
+    """The index this open serves holds exactly LMDB's live labels, each with its vector."""
+    shard = store._manager.hot()[tid]
+    with shard._env.begin() as txn:
+        labels, mat = shard._read_all_vectors(txn)
+    held = shard.index.labels()
+    assert np.array_equal(np.sort(held), labels), (
+        f"{context}: index of {tid} holds labels {sorted(set(held.tolist()) ^ set(labels.tolist()))} "
+        "that LMDB does not, or lacks them"
+    )
+    # as the index keeps them: cosine rows normalised, exact l2 rows re-centred (rounding)
+    want = prepare_query(shard.metric, mat)
+    got = shard.index.get_vectors(labels)
+    bad = np.flatnonzero(~np.isclose(got, want, rtol=1e-6, atol=1e-6).all(axis=1))
+    assert not len(bad), f"{context}: index vectors of {tid} labels {labels[bad].tolist()} differ from LMDB"
+
+
 def check_store(root: Path, ack_path: Path, *, readonly: bool, context: str) -> int:
     states, acked, _ = expected_states(ack_path)
     store = tenantvec.Store(root, readonly=readonly, hnsw_threshold=25)
@@ -163,12 +181,19 @@ def check_store(root: Path, ack_path: Path, *, readonly: bool, context: str) -> 
             all_hits = t.query(q, k=n)
             assert sorted(h.id for h in all_hits) == sorted(actual), f"{context}: index of {tid} != LMDB"
             mat = np.stack([r.vector for r in recs])
+            misses = []
             for r, row in zip(recs, t.query(mat, k=1)):
-                assert len(row) == 1, context
-                hit = row[0]  # itself, or a record with an identical vector
-                assert hit.distance == pytest.approx(0.0, abs=1e-4), (
-                    f"{context}: query for {tid}/{r.id} found {hit.id} at {hit.distance}"
-                )
+                assert len(row) == 1 and row[0].id in actual, context
+                if row[0].distance > 1e-4:  # not itself (nor a record with an identical vector)
+                    misses.append(f"{r.id} found {row[0].id} at {row[0].distance}")
+            # Exact search always finds a record's own vector. HNSW may not, even with the
+            # right graph: a record whose every in-link was pruned is unreachable (seen here
+            # for 1 of 113 records of an 8-d tenant whose tombstones crowded the neighbour
+            # lists it would have joined). Whether the index holds exactly what LMDB holds
+            # is checked directly, below.
+            allowed = 0 if info.index_kind == "exact" else max(1, n // 20)
+            assert len(misses) <= allowed, f"{context}: {tid} ({info.index_kind}): {misses}"
+            assert_index_holds_lmdb(store, tid, context)
     finally:
         store.close()
     return acked
