@@ -9,7 +9,7 @@ import unicodedata
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tenantvec
@@ -95,10 +95,15 @@ def valid_by_rules(s: str) -> bool:
 NAME_RE = re.compile(r"^(?:[a-z0-9_-]+|~[0-9a-f]+)$")
 
 any_text = st.text(max_size=140) | st.text(st.characters(codec="utf-8"), max_size=140)
+# Drawn mostly valid, so that the filter (leading or trailing whitespace, "." and "..")
+# rejects few: drawing any text and filtering out control characters and slashes threw
+# away enough pairs to fail Hypothesis's filter_too_much health check now and then.
+_id_chars = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\")
 valid_ids = st.one_of(
-    st.text(min_size=1, max_size=128),
-    st.text(st.sampled_from("aAbB_-.~ é%01/\\"), min_size=1, max_size=20),
-    st.text(st.characters(min_codepoint=0x80), min_size=40, max_size=128),  # long escapes -> hashed
+    st.text(_id_chars, min_size=1, max_size=128),
+    st.text(st.sampled_from("aAbB_-.~ é%01"), min_size=1, max_size=20),
+    # long escapes -> hashed
+    st.text(st.characters(min_codepoint=0x80, blacklist_categories=("Cc", "Cs")), min_size=40, max_size=128),
 ).filter(valid_by_rules)
 
 
@@ -206,8 +211,9 @@ def test_dir_name_injective(ids):
 @HYP
 @given(a=valid_ids, b=valid_ids)
 def test_dir_name_injective_pairs(a, b):
-    assume(a != b)
-    assert tenant_dir_name(a).lower() != tenant_dir_name(b).lower()
+    # no assume(a != b): Hypothesis draws equal pairs often, and discarding them could
+    # fail its filter_too_much health check; equal ids must get equal names anyway
+    assert (tenant_dir_name(a).lower() == tenant_dir_name(b).lower()) == (a == b)
 
 
 @HYP
