@@ -25,7 +25,7 @@ import numpy as np
 
 from ._codec import pack_label, packb, unpack_label, unpackb
 from ._ids import HASHED_ID_FILE, check_tenant_id
-from ._index import ExactIndex, prepare_query
+from ._index import ExactIndex, HnswIndex, prepare_query
 from ._options import METRICS, StoreOptions
 from ._shard import _DB_NAMES, _READER_MAP_SIZE, FORMAT_VERSION, INDEX_FILE, Shard, _crc_of
 from .errors import CorruptShard, TenantNotFound, TenantVecError
@@ -407,8 +407,8 @@ def _check_snapshot(f: _Files, txn: lmdb.Transaction, path: str, meta: dict, out
 
 
 def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findings) -> None:
-    """The loaded index (snapshot plus op log) holds exactly the live records, and
-    sampled stored vectors find themselves."""
+    """The loaded index (snapshot plus op log) holds exactly the live records, a search
+    can reach every one of them (HNSW), and sampled stored vectors find themselves."""
     index = shard.index
     got = index.labels()
     want = np.fromiter(sorted(live), dtype=np.int64, count=len(live))
@@ -436,6 +436,17 @@ def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findin
         out.problems.append(f"index vector of label {int(pick[bad])} differs from the one in LMDB")
         out.rebuild_index = True
         return
+    if isinstance(index, HnswIndex):
+        lost = index.unreachable().tolist()
+        if lost:
+            ids = [repr(live[lab].decode("utf-8")) for lab in lost]
+            if len(lost) == 1:
+                what, it = "1 record cannot be found by any search: an HNSW node that no link leads to", "it"
+            else:
+                what, it = f"{len(lost)} records cannot be found by any search: HNSW nodes that no link leads to", "them"
+            out.problems.append(f"{what} (ids {_short(ids)}); rebuilding the index links {it} again")
+            out.rebuild_index = True
+            return
     if shard.metric == "l2":
         self_d = np.zeros(len(pick))
     else:
@@ -580,9 +591,9 @@ def _repair_lmdb(f: _Files, found: _Findings) -> None:
         txn.drop(f.dbs["oplog"], delete=False)
 
 
-def _short(labels: list[int], n: int = 5) -> str:
-    head = ", ".join(str(x) for x in labels[:n])
-    return head + (", ..." if len(labels) > n else "")
+def _short(items: list[Any], n: int = 5) -> str:
+    head = ", ".join(str(x) for x in items[:n])
+    return head + (", ..." if len(items) > n else "")
 
 
 def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: int = VERIFY_SAMPLE) -> VerifyReport:
@@ -591,8 +602,9 @@ def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: in
     Checks: the stored tenant id matches the directory; every record decodes; vectors
     are finite with the tenant's dimension; the id map and the records agree; the index
     snapshot matches its checkpoint (size, CRC32, sequence) and the op log has no gap;
-    the loaded index holds exactly the live records and sampled stored vectors find
-    themselves. The tenant is unloaded for the duration (a running store waits for it).
+    the loaded index holds exactly the live records, a search can reach each of them,
+    and sampled stored vectors find themselves. The tenant is unloaded for the duration
+    (a running store waits for it).
     """
     path = _tenant_path(store, tenant_id, need_data=False)
     if fix:

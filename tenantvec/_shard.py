@@ -351,6 +351,14 @@ class Shard:
             index = ExactIndex(self.dim, self.metric, capacity=max(len(labels), 64))
         if len(labels):
             index.add(labels, mat, num_threads=-1)
+        if isinstance(index, HnswIndex) and len(labels):
+            lost = index.link_unreachable(labels, mat)
+            if len(lost):
+                log.warning(
+                    "tenant %r: %d records stay unreachable in the new HNSW graph (labels %s): only "
+                    "get() and queries with k >= the record count return them",
+                    self.tenant_id, len(lost), lost[:5].tolist(),
+                )
         return index
 
     def _rebuild_index(self, txn: lmdb.Transaction) -> None:
@@ -648,9 +656,7 @@ class Shard:
                 # from LMDB's vectors, the ones a reopen would build from: the exact index
                 # holds l2 rows re-centred in float32, one rounding away from them
                 with self._env.begin() as txn:
-                    all_labels, mat = self._read_all_vectors(txn)
-                index = self._new_hnsw(max(2 * len(all_labels), 1024))
-                index.add(all_labels, mat, num_threads=-1)
+                    index = self.build_index("hnsw", *self._read_all_vectors(txn))
                 self.index = index
                 self.kind = "hnsw"
                 log.info("tenant %r: switched to an HNSW index at %d records", self.tenant_id, len(index))

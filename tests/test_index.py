@@ -489,3 +489,73 @@ class TestHnswIndexOversampled(TestHnswIndex):
     def search_allowed(self, idx, queries, k, allowed, size):
         mask = mask_of(allowed, size)
         return idx.search(queries, k, mask, matching=int(mask.sum()), oversample=True)
+
+
+# ------------------------------------------------------------------ unreachable nodes
+def _graph_with_deletes(metric: str, seed: int, m: int):
+    """300 records, 100 of them then deleted. With a small ``m`` pruning leaves some live
+    nodes with no link leading to them. (Nothing is added after the deletes: an add among
+    tombstones can crash hnswlib 0.8.0 when m is this small, see HnswParams.)"""
+    idx = _hnsw(DIM, metric, m=m, ef_construction=8 if m < 16 else 200, ef=8)
+    vecs = random_vectors(300, seed=seed)
+    idx.add(labels_of(300), vecs)
+    gone = np.random.default_rng(seed).choice(300, size=100, replace=False)
+    idx.remove(gone)
+    return idx, vecs, np.setdiff1d(np.arange(300), gone)
+
+
+def _found_by_own_vector(idx: HnswIndex, vecs: np.ndarray, live: np.ndarray) -> set[int]:
+    """Live labels that a search for their own vector returns, the beam covering the graph."""
+    idx._index.set_ef(idx.element_count)
+    try:
+        labels, _ = idx._index.knn_query(vecs[live], k=1)
+    finally:
+        idx._index.set_ef(idx.ef)
+    return set(live[labels[:, 0] == live].tolist())
+
+
+WEAK = [("l2", 3, seed) for seed in range(40, 46)] + [("cosine", 2, seed) for seed in range(40, 43)]
+
+
+def test_unreachable_records_are_never_found():
+    total = 0
+    for metric, m, seed in WEAK:
+        idx, vecs, live = _graph_with_deletes(metric, seed, m)
+        lost = set(idx.unreachable().tolist())
+        assert lost <= set(live.tolist())  # live records only, never tombstones
+        assert not lost & _found_by_own_vector(idx, vecs, live), (metric, m, seed)
+        total += len(lost)
+    assert total >= 5  # these weak graphs do have them (measured: 53)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+def test_a_sound_graph_has_no_unreachable_records(metric):
+    idx, vecs, live = _graph_with_deletes(metric, 40, 16)
+    assert idx.unreachable().tolist() == []
+    if metric != "ip":  # under ip a vector need not be its own nearest
+        assert _found_by_own_vector(idx, vecs, live) == set(live.tolist())
+
+
+def test_link_unreachable_links_them_and_changes_nothing_else():
+    before_total = after_total = 0
+    for metric, m, seed in WEAK:
+        idx, vecs, live = _graph_with_deletes(metric, seed, m)
+        lost = idx.unreachable()
+        labels, held = idx.labels(), idx.get_vectors(live)
+        left = idx.link_unreachable(live, vecs[live])
+        assert left.tolist() == idx.unreachable().tolist()
+        assert len(left) <= len(lost)
+        before_total, after_total = before_total + len(lost), after_total + len(left)
+        # re-linking changes no label, tombstone or vector
+        assert idx.labels().tolist() == labels.tolist() and len(idx) == len(live)
+        np.testing.assert_array_equal(idx.get_vectors(live), held)
+    assert after_total < before_total / 4  # measured: 53 -> 4
+
+
+def test_unreachable_of_small_indexes():
+    idx = _hnsw(DIM, "l2")
+    assert idx.unreachable().tolist() == []
+    idx.add(labels_of(1), random_vectors(1, seed=41))
+    assert idx.unreachable().tolist() == []
+    idx.remove(labels_of(1))  # a tombstone is never reported
+    assert idx.unreachable().tolist() == []

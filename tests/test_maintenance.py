@@ -16,6 +16,7 @@ from tenantvec import _compact
 from tenantvec._capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
 from tenantvec._codec import pack_label, packb
 from tenantvec._export import MAGIC
+from tenantvec._index import HnswIndex
 
 FAST_HNSW = tenantvec.HnswParams(m=8, ef_construction=64, ef=64)
 
@@ -166,6 +167,30 @@ def test_verify_detects_index_that_disagrees_with_lmdb(hnsw_store: Path) -> None
         r = store.verify("h", fix=True)
         assert r.ok, r
         assert store.verify("h").ok and store.tenant("h").count() == 599
+
+
+def test_verify_reports_records_no_search_reaches_and_fix_rebuilds(hnsw_store: Path, monkeypatch) -> None:
+    # Which graphs leave a node without in-links is tested on real weak graphs in
+    # test_index; here verify's report and repair: the first look reports r10 (label 10).
+    real = HnswIndex.unreachable
+    looks = []
+
+    def r10_unreachable_at_first(self: HnswIndex) -> np.ndarray:
+        looks.append(self)
+        return np.array([10], dtype=np.int64) if len(looks) == 1 else real(self)
+
+    monkeypatch.setattr(HnswIndex, "unreachable", r10_unreachable_at_first)
+    with _open(hnsw_store) as store:
+        r = store.verify("h", fix=True)
+        assert r.found == (
+            "1 record cannot be found by any search: an HNSW node that no link leads to "
+            "(ids 'r10'); rebuilding the index links it again",
+        )
+        assert r.fixed == ("rebuilt the HNSW index from LMDB (600 vectors) and wrote a new snapshot",)
+        assert r.ok, r
+        assert len(looks) >= 3  # the rebuild and the second look used the real check
+        t = store.tenant("h")
+        assert t.query(t.get(ids=["r10"], include_vectors=True)[0].vector, k=1)[0].id == "r10"
 
 
 def test_verify_reports_missing_tenant(tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_bad_option_through_open(tmp_path, name, value):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"m": 1}, {"m": 0}, {"m": 257}, {"m": 2.0}, {"ef_construction": 0}, {"ef": 0}, {"ef": True}],
+    [{"m": 3}, {"m": 2}, {"m": 0}, {"m": 257}, {"m": 4.0}, {"ef_construction": 0}, {"ef": 0}, {"ef": True}],
     ids=repr,
 )
 def test_bad_hnsw_params(kwargs):

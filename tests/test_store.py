@@ -772,7 +772,7 @@ def test_hnsw_tenant_heavy_deletes_never_short(root):
     callers, and a query returns min(k, count) hits."""
     rng = np.random.default_rng(3)
     vecs = rng.normal(size=(400, DIM)).astype(np.float32)
-    opts = {"dim": DIM, "hnsw_threshold": 50, "hnsw": tenantvec.HnswParams(m=2, ef_construction=8, ef=1)}
+    opts = {"dim": DIM, "hnsw_threshold": 50, "hnsw": tenantvec.HnswParams(m=4, ef_construction=8, ef=1)}
     with tenantvec.Store(root, **opts) as store:
         t = store.create_tenant("h")
         t.add(vecs, ids=[str(i) for i in range(400)], metadata=[{"i": i} for i in range(400)])

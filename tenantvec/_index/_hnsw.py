@@ -4,11 +4,14 @@ hnswlib's "contiguous 2D array" error at callers."""
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 
 import hnswlib
 import numpy as np
 
 from ._exact import direct_distances, prepare_query, top_k
+from ._graph import unreachable_labels
 
 log = logging.getLogger("tenantvec")
 
@@ -80,6 +83,27 @@ class HnswIndex:
     def save(self, path: str) -> None:
         """Write the index to ``path`` (the caller makes it atomic)."""
         self._index.save_index(path)
+
+    def unreachable(self) -> np.ndarray:
+        """Labels of live records that no search can return: nodes no link leads to
+        (written to a temporary file and read back, as hnswlib exposes no links)."""
+        with tempfile.TemporaryDirectory(prefix="tenantvec-graph-") as tmp:
+            path = os.path.join(tmp, "index.hnsw")
+            self.save(path)
+            return unreachable_labels(path)
+
+    def link_unreachable(self, labels: np.ndarray, vectors: np.ndarray, rounds: int = 3) -> np.ndarray:
+        """Re-insert the records that no search can reach, taking their vectors from
+        ``vectors`` (rows of ``labels``): hnswlib links a re-added label anew. Returns the
+        labels still unreachable after ``rounds`` passes."""
+        lost = self.unreachable()
+        for _ in range(rounds):
+            rows = np.flatnonzero(np.isin(labels, lost))
+            if not len(rows):
+                break
+            self._index.add_items(vectors[rows], labels[rows], num_threads=1)
+            lost = self.unreachable()
+        return lost
 
     def deleted_labels(self) -> np.ndarray:
         return np.fromiter(sorted(self._deleted), dtype=np.int64, count=len(self._deleted))
