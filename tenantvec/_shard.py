@@ -352,14 +352,23 @@ class Shard:
         if len(labels):
             index.add(labels, mat, num_threads=-1)
         if isinstance(index, HnswIndex) and len(labels):
-            lost = index.link_unreachable(labels, mat)
-            if len(lost):
-                log.warning(
-                    "tenant %r: %d records stay unreachable in the new HNSW graph (labels %s): only "
-                    "get() and queries with k >= the record count return them",
-                    self.tenant_id, len(lost), lost[:5].tolist(),
-                )
+            self._link_unreachable(index, labels, mat)
         return index
+
+    def _link_unreachable(self, index: HnswIndex, labels: np.ndarray, mat: np.ndarray) -> None:
+        """Re-insert the records a new graph left unreachable (see ``_index._graph``)."""
+        try:
+            lost = index.link_unreachable(labels, mat)
+        except OSError as exc:  # the links are read from a temporary copy of the index
+            log.warning("tenant %r: could not check the new HNSW graph for unreachable records: %s",
+                        self.tenant_id, exc)
+            return
+        if len(lost):
+            log.warning(
+                "tenant %r: %d records stay unreachable in the new HNSW graph (labels %s): only "
+                "get() and queries with k >= the record count return them",
+                self.tenant_id, len(lost), lost[:5].tolist(),
+            )
 
     def _rebuild_index(self, txn: lmdb.Transaction) -> None:
         self.index = self.build_index(self.kind, *self._read_all_vectors(txn))

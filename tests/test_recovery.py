@@ -21,6 +21,7 @@ import pytest
 
 import tenantvec
 from tenantvec._ids import tenant_dir_name
+from tenantvec._index import HnswIndex
 
 DIM = 8
 THRESHOLD = 20
@@ -155,6 +156,41 @@ def test_damaged_snapshot_heals_on_reopen(tmp_path, caplog, damage):
     with caplog.at_level(logging.WARNING, logger="tenantvec"), open_store(root) as store:
         check_tenant(store, "acme", model)
     assert warnings_for(caplog, "acme") == []
+
+
+def test_rebuilt_index_re_links_records_its_graph_left_unreachable(tmp_path, monkeypatch):
+    # Which graphs leave a node unreachable is tested in test_index; here: a rebuild on
+    # open asks, re-inserts what is reported, and asks again.
+    root = tmp_path / "store"
+    model = populate(root)
+    index_file(root).unlink()
+    real, looks = HnswIndex.unreachable, []
+
+    def first_look_reports_label_3(self: HnswIndex) -> np.ndarray:
+        looks.append(self.get_vectors(np.array([3]))[0].copy())
+        return np.array([3]) if len(looks) == 1 else real(self)
+
+    monkeypatch.setattr(HnswIndex, "unreachable", first_look_reports_label_3)
+    with open_store(root) as store:
+        check_tenant(store, "acme", model)
+        assert len(looks) == 2  # re-inserted, then looked at again
+        np.testing.assert_array_equal(looks[0], looks[1])  # with the same vector
+
+
+def test_rebuild_goes_on_when_the_graph_cannot_be_checked(tmp_path, caplog, monkeypatch):
+    root = tmp_path / "store"
+    model = populate(root)
+    index_file(root).unlink()
+
+    def no_room(self: HnswIndex) -> np.ndarray:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HnswIndex, "unreachable", no_room)
+    with caplog.at_level(logging.WARNING, logger="tenantvec"), open_store(root) as store:
+        check_tenant(store, "acme", model)
+        assert store.tenant("acme").info().index_kind == "hnsw"
+        assert store.verify("acme").notes[-1].startswith("could not check that every record can be reached")
+    assert any("could not check the new HNSW graph" in w for w in warnings_for(caplog, "acme"))
 
 
 def test_stale_snapshot_from_earlier_checkpoint_heals(tmp_path, caplog):
