@@ -43,7 +43,7 @@ from ._codec import pack_label, packb, unpackb
 from ._index import ExactIndex, HnswIndex
 from ._maintenance import _files_bytes, _open_files, _tenant_path
 from ._options import StoreOptions
-from ._shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, remove_leftovers, save_snapshot, write_txn
+from ._shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -182,7 +182,6 @@ def compact_shard(shard: Shard, *, wait: bool = True) -> CompactReport | None:
     if not shard._compact_lock.acquire(blocking=wait):
         return None
     try:
-        remove_leftovers(shard.path)
         tmp = os.path.join(shard.path, f"{COMPACT_PREFIX}{uuid.uuid4().hex}")
         os.mkdir(tmp)
         try:

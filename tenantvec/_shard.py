@@ -328,12 +328,6 @@ class Shard:
         self._ckpt_seq: int = ckpt["seq"] if ckpt else -1
 
     # ------------------------------------------------------------------ index build
-    def _new_hnsw(self, capacity: int) -> HnswIndex:
-        return HnswIndex(
-            self.dim, self.metric, m=self._hnsw_m, ef_construction=self._hnsw_efc,
-            ef=self.opts.hnsw.ef, capacity=capacity,
-        )
-
     def _read_all_vectors(self, txn: lmdb.Transaction) -> tuple[np.ndarray, np.ndarray]:
         cur = txn.cursor(db=self._vecs)
         labels = labels_from_bytes(b"".join(cur.iternext(keys=True, values=False)))
@@ -346,7 +340,10 @@ class Shard:
         """A new index of ``kind`` ("exact" or "hnsw") holding ``mat`` under ``labels``."""
         index: ExactIndex | HnswIndex
         if kind == "hnsw":
-            index = self._new_hnsw(max(len(labels), 1024))
+            index = HnswIndex(
+                self.dim, self.metric, m=self._hnsw_m, ef_construction=self._hnsw_efc,
+                ef=self.opts.hnsw.ef, capacity=max(len(labels), 1024),
+            )
         else:
             index = ExactIndex(self.dim, self.metric, capacity=max(len(labels), 64))
         if len(labels):
