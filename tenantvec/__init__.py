@@ -25,6 +25,8 @@ from .errors import (
     InvalidTenantId,
     InvalidVector,
     ReadOnlyStore,
+    StorageError,
+    StorageFull,
     StoreClosed,
     StoreLocked,
     TenantExists,
@@ -58,6 +60,8 @@ __all__ = [
     "ReadOnlyStore",
     "CorruptShard",
     "CorruptExport",
+    "StorageError",
+    "StorageFull",
     "TenantInactive",
     "StoreClosed",
 ]

@@ -21,6 +21,8 @@ __all__ = [
     "ReadOnlyStore",
     "CorruptShard",
     "CorruptExport",
+    "StorageError",
+    "StorageFull",
     "TenantInactive",
     "StoreClosed",
 ]
@@ -78,6 +80,30 @@ class ReadOnlyStore(TenantVecError, PermissionError):
 
 class CorruptShard(TenantVecError):
     """A tenant's files cannot be trusted and the damage cannot be healed automatically."""
+
+
+class StorageError(TenantVecError, OSError):
+    """The filesystem or LMDB failed under a call (I/O error, no reader slot, ...); the
+    original error is chained as ``__cause__``. The call changed nothing it did not report."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StorageFull(StorageError):
+    """The filesystem holding a tenant (or an export) has no room for a write.
+
+    ``path`` names where the write went and ``free`` the bytes that were free when it
+    failed. Nothing was acknowledged: free space (or compact tenants) and retry.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, free: int | None = None) -> None:
+        super().__init__(message, path=path)
+        self.free = free
 
 
 class CorruptExport(TenantVecError, ValueError):

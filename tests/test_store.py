@@ -72,6 +72,8 @@ EXPECTED_ALL = [
     "ReadOnlyStore",
     "CorruptShard",
     "CorruptExport",
+    "StorageError",
+    "StorageFull",
     "TenantInactive",
     "StoreClosed",
 ]
