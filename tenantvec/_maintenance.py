@@ -613,7 +613,7 @@ def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: in
     path = _tenant_path(store, tenant_id, need_data=False)
     if fix:
         store._check_writable(f"repair tenant {tenant_id!r}")
-    with store._manager.hold(tenant_id, cold=True):
+    with store._manager.exclusive(tenant_id):
         found = _examine(store, tenant_id, path, sample)
         if not found.problems or not fix:
             return VerifyReport(tenant_id, not found.problems, found.records, tuple(found.problems),

@@ -46,6 +46,7 @@ class ShardManager:
         self.max_hot = fd_capped_max_hot(max_hot)
         self.memory_budget = memory_budget
         self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)  # a held-back shard's last pin left
         self._hot: OrderedDict[str, Shard] = OrderedDict()
         self._transit: dict[str, threading.Event] = {}
         self._closed = False
@@ -59,25 +60,34 @@ class ShardManager:
     def pin(self, tenant_id: str) -> Shard:
         """Return the tenant's hot shard, loading it if needed, with one more pin.
 
+        Waits while the tenant is being loaded, closed or held by a lifecycle call
+        (:meth:`exclusive`). A hot shard whose files a writer process dropped or
+        replaced by a new incarnation (``shard.gone``, read-only stores) is closed once
+        its running calls end, and the tenant is loaded again from its files.
+
         :raises TenantNotFound, CorruptShard: from opening the shard.
         """
         while True:
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
-                shard = self._hot.get(tenant_id)
-                if shard is not None:
-                    self._hot.move_to_end(tenant_id)
-                    shard.pins += 1
-                    self.hits += 1
-                    return shard
                 event = self._transit.get(tenant_id)
                 if event is None:
+                    shard = self._hot.get(tenant_id)
+                    if shard is not None and not shard.gone:
+                        self._hot.move_to_end(tenant_id)
+                        shard.pins += 1
+                        self.hits += 1
+                        return shard
                     event = self._transit[tenant_id] = threading.Event()
+                    if shard is not None:
+                        self._unhot_locked(tenant_id, shard)
                     self.misses += 1
                     break
             event.wait()
         try:
+            if shard is not None:  # gone: close it once its calls end, then load anew
+                self._drain_and_close(tenant_id, shard)
             shard = self._opener(tenant_id)
         except BaseException:
             with self._lock:
@@ -100,6 +110,8 @@ class ShardManager:
         the manager over its limits (they may be evictable now)."""
         with self._lock:
             shard.pins -= 1
+            if not shard.pins and shard.tenant_id in self._transit:
+                self._drained.notify_all()  # a lifecycle call waits for this shard's calls
             grew = False
             if (wrote or shard.memory_changed) and self._hot.get(shard.tenant_id) is shard:
                 grew = self._account_locked(shard) > 0
@@ -107,6 +119,24 @@ class ShardManager:
                 return
             victims = self._select_victims_locked()
         self._close_victims(victims)
+
+    def _unhot_locked(self, tenant_id: str, shard: Shard) -> None:
+        del self._hot[tenant_id]
+        self._memory -= shard.accounted
+
+    def _drain_and_close(self, tenant_id: str, shard: Shard) -> None:
+        """Wait until no call holds ``shard`` (no longer hot, its tenant in transit), then
+        close it. New calls on the tenant wait on the transit event meanwhile, so a
+        stream of calls cannot starve this."""
+        with self._lock:
+            while shard.pins:
+                self._drained.wait()
+        try:
+            shard.close()
+        except Exception:
+            log.exception("tenant %r: error while closing", tenant_id)
+        with self._lock:
+            self.evictions += 1
 
     def _account_locked(self, shard: Shard) -> int:
         """Re-read a hot shard's memory into the running total; returns the change."""
@@ -148,58 +178,67 @@ class ShardManager:
                 event.set()
 
     # ------------------------------------------------------------------ explicit control
-    def evict(self, tenant_id: str, *, wait: bool = True) -> bool:
-        """Close a tenant's shard if hot, waiting for running calls to finish.
+    @contextmanager
+    def exclusive(self, tenant_id: str) -> Iterator[bool]:
+        """Hold a tenant cold for a lifecycle call (drop, verify, ...); yields whether it
+        was hot.
 
-        Returns whether it was hot. Used before dropping or re-opening a tenant.
+        From entry on, new calls on the tenant wait (they cannot starve this); calls
+        already running finish first, then the shard is closed (its snapshot flushed).
+        Until the body ends nothing loads the tenant, so its files may be opened,
+        checked, renamed or removed directly; calls that waited then load whatever the
+        body left (a dropped tenant raises ``TenantNotFound``).
         """
         while True:
             with self._lock:
+                if self._closed:
+                    raise StoreClosed("the store is closed")
                 event = self._transit.get(tenant_id)
-                shard = self._hot.get(tenant_id)
                 if event is None:
-                    if shard is None:
-                        return False
-                    if not shard.pins:
-                        del self._hot[tenant_id]
-                        self._memory -= shard.accounted
-                        event = self._transit[tenant_id] = threading.Event()
-                        break
-                    event = None
-            if event is not None:
-                event.wait()
-            elif wait:
-                threading.Event().wait(0.001)
-            else:
-                return False
-        self._close_victims([(tenant_id, shard, event)])
-        return True
+                    event = self._transit[tenant_id] = threading.Event()
+                    shard = self._hot.get(tenant_id)
+                    if shard is not None:
+                        self._unhot_locked(tenant_id, shard)
+                    break
+            event.wait()
+        try:
+            if shard is not None:
+                self._drain_and_close(tenant_id, shard)
+            yield shard is not None
+        finally:
+            with self._lock:
+                del self._transit[tenant_id]
+            event.set()
+
+    def evict(self, tenant_id: str) -> bool:
+        """Close a tenant's shard if hot, after its running calls; returns whether it was hot."""
+        with self.exclusive(tenant_id) as was_hot:
+            return was_hot
 
     @contextmanager
-    def hold(self, tenant_id: str, *, cold: bool = False) -> Iterator[Shard | None]:
+    def hold(self, tenant_id: str) -> Iterator[Shard | None]:
         """Keep a tenant from loading or unloading while the body runs.
 
         Yields its hot shard (pinned) or, when the tenant is cold, ``None``; a cold tenant
         stays cold until the body ends, so its files may be opened directly (LMDB forbids a
-        second environment on one file in one process). With ``cold=True`` a hot tenant
-        is evicted first (waiting for running calls), so the body always gets ``None``.
-        Used by maintenance (verify, listing, export) that reads files without loading.
+        second environment on one file in one process). Used by listing and dry runs
+        that read files without loading (see :meth:`exclusive` to force a tenant cold).
         """
         while True:
-            if cold:
-                self.evict(tenant_id)
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
                 event = self._transit.get(tenant_id)
                 shard = self._hot.get(tenant_id)
-                if event is None and shard is not None and not cold:
+                if event is None and shard is not None and not shard.gone:
                     shard.pins += 1
                     break
                 if event is None and shard is None:
                     event = self._transit[tenant_id] = threading.Event()
                     break
-            if event is not None:
+            if event is None:  # a gone shard: load and close it through pin
+                self.unpin(self.pin(tenant_id))
+            else:
                 event.wait()
         if shard is not None:
             try:

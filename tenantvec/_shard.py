@@ -48,6 +48,8 @@ from ._codec import (
     unpackb,
 )
 from ._filters import MISSING, Node, compile_predicate, parse_filter
+from ._fs import MIN_FREE_FOR_ENV, require_free
+from ._fs import fsync_dir as _fsync_dir
 from ._hotrecs import HotRecords
 from ._ids import check_record_ids, new_record_id
 from ._index import ExactIndex, HnswIndex
@@ -55,14 +57,17 @@ from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
+from ._storage import reserve_lock_file, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     CorruptShard,
     DuplicateId,
     InvalidArgument,
     ReadOnlyStore,
+    StorageFull,
     StoreClosed,
     StoreLocked,
+    TenantNotFound,
     TenantVecError,
 )
 
@@ -107,12 +112,17 @@ def remove_leftovers(path: str) -> None:
                 os.unlink(entry.path)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def clear_stale_readers(env: lmdb.Environment, tenant_id: str) -> int:
+    """Free the reader slots of processes that died mid-read (killed read-only processes
+    leave theirs behind; enough of them fill LMDB's reader table). Returns how many."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        stale = env.reader_check()
+    except lmdb.Error as exc:
+        log.warning("tenant %r: could not check LMDB reader slots: %s", tenant_id, exc)
+        return 0
+    if stale:
+        log.info("tenant %r: cleared %d reader slots left by dead processes", tenant_id, stale)
+    return stale
 
 
 def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], what: str) -> Any:
@@ -176,6 +186,7 @@ class Shard:
         self.opts = opts
         self.readonly = readonly
         self.pins = 0  # managed by the ShardManager under its lock
+        self.gone = False  # read-only: the writer dropped (or re-created) the tenant; never serve
         self.accounted = 0  # memory_bytes as the ShardManager last counted it
         self.memory_changed = True  # set when memory_bytes may have changed since counted
         self._lock = RWLock()
@@ -192,12 +203,20 @@ class Shard:
     @classmethod
     def create(cls, path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions) -> str:
         """Initialise an empty shard in directory ``path`` (which must exist and be empty);
-        returns the new incarnation's uuid."""
-        env = lmdb.open(path, map_size=opts.map_size, max_dbs=len(_DB_NAMES), sync=True)
+        returns the new incarnation's uuid.
+
+        :raises StorageFull: the filesystem has no room for a new environment.
+        """
+        what = f"tenant {tenant_id!r}: cannot create its LMDB environment"
+        require_free(path, MIN_FREE_FOR_ENV, what)
+        with translated(what, path):
+            reserve_lock_file(path)
+            env = lmdb.open(path, map_size=opts.map_size, max_dbs=len(_DB_NAMES), sync=True)
         try:
-            meta = env.open_db(b"meta")
-            for name in _DB_NAMES[1:]:
-                env.open_db(name.encode())
+            with translated(what, path):
+                meta = env.open_db(b"meta")
+                for name in _DB_NAMES[1:]:
+                    env.open_db(name.encode())
             now = time.time()
             values = {
                 b"format": FORMAT_VERSION,
@@ -213,10 +232,11 @@ class Shard:
                 b"last_write": None,
                 b"hnsw": {"m": opts.hnsw.m, "ef_construction": opts.hnsw.ef_construction},
             }
-            with env.begin(write=True, db=meta) as txn:
-                for key, value in values.items():
-                    txn.put(key, packb(value))
-            env.sync(True)
+            with translated(what, path):
+                with env.begin(write=True, db=meta) as txn:
+                    for key, value in values.items():
+                        txn.put(key, packb(value))
+                env.sync(True)
         finally:
             env.close()
         return values[b"uuid"]
@@ -256,7 +276,8 @@ class Shard:
     def _open_env(self) -> lmdb.Environment:
         try:
             self._data_ino = os.stat(os.path.join(self.path, "data.mdb")).st_ino
-            return lmdb.open(
+            reserve_lock_file(self.path)
+            env = lmdb.open(
                 self.path,
                 map_size=_READER_MAP_SIZE if self.readonly else self.opts.map_size,
                 max_dbs=len(_DB_NAMES),
@@ -267,7 +288,11 @@ class Shard:
                 readahead=False,
                 max_readers=126,
             )
+        except StorageFull:
+            raise
         except (lmdb.Error, OSError) as exc:
+            if not os.path.isfile(os.path.join(self.path, "data.mdb")):  # dropped under us
+                raise TenantNotFound(f"tenant {self.tenant_id!r} does not exist (its files are gone)") from exc
             if "already open in this process" in str(exc):
                 raise StoreLocked(
                     f"tenant {self.tenant_id!r} is open in this process through another Store (LMDB allows "
@@ -276,24 +301,67 @@ class Shard:
             raise CorruptShard(
                 f"tenant {self.tenant_id!r}: cannot open LMDB environment in {self.path}: {exc}"
             ) from exc
+        clear_stale_readers(env, self.tenant_id)
+        return env
 
-    def _env_replaced(self) -> bool:
-        """Whether data.mdb was replaced (by compaction) since this shard opened it."""
+    def _files_moved(self) -> bool:
+        """Whether data.mdb was replaced (compaction, or a drop and re-create) or removed
+        (a drop) since this shard opened it: one stat."""
         try:
             return os.stat(os.path.join(self.path, "data.mdb")).st_ino != self._data_ino
         except FileNotFoundError:
-            return False
+            return True
 
     def _reopen_env(self) -> None:
         """Close and reopen the LMDB environment after compaction replaced its files;
-        reloads the metadata, keeps the in-memory index. The caller holds the write lock."""
+        reloads the metadata, keeps the in-memory index. The caller holds the write lock.
+        If the files cannot be opened the shard is closed (and, read-only, ``gone``)."""
         if self._env is not None:
             self._env.close()
             self._env = None
-        self._env = self._open_env()
-        self._open_dbs()
-        with self._env.begin() as txn:
-            self._load_meta(txn)
+        try:
+            self._env = self._open_env()
+            self._open_dbs()
+            with self._env.begin() as txn:
+                self._load_meta(txn)
+        except BaseException:
+            if self._env is not None:
+                self._env.close()
+                self._env = None
+            self._closed = True
+            self.gone = self.readonly
+            raise
+
+    def follow(self) -> bool:
+        """Read-only shards: whether this shard still serves the tenant's current files.
+
+        One stat per call. When the writer process replaced ``data.mdb`` (compaction)
+        the environment is reopened and the index kept; when it dropped the tenant, or
+        dropped and re-created it (a new incarnation: another uuid), the shard is marked
+        ``gone`` and must never answer again (the manager loads the tenant anew).
+        """
+        if self.gone:
+            return False
+        if not self._files_moved():
+            return True
+        with self._lock.write():
+            if self.gone or self._closed:
+                return False
+            if not self._files_moved():
+                return True
+            incarnation = self.uuid
+            try:
+                self._reopen_env()
+            except (TenantNotFound, CorruptShard):
+                return False
+            if self.uuid != incarnation:
+                log.info("tenant %r: the writer re-created this tenant; dropping the old incarnation", self.tenant_id)
+                self.gone = True
+                self._env.close()
+                self._env = None
+                self._closed = True
+                return False
+        return True
 
     def _get_meta(self, txn: lmdb.Transaction, key: bytes, default: Any = MISSING) -> Any:
         raw = txn.get(key, db=self._meta)
@@ -487,10 +555,8 @@ class Shard:
 
     def _refresh(self) -> None:
         """Readonly shards: catch up with what the writer process committed since load."""
-        if self._env_replaced():  # the writer compacted this tenant: follow the new file
-            with self._lock.write():
-                if self._env_replaced():
-                    self._reopen_env()
+        if not self.follow():
+            raise TenantNotFound(f"tenant {self.tenant_id!r} was dropped by the writer process")
         with self._lock.read():  # not while another thread reopens or closes the env
             if self._closed:
                 return  # the caller raises StoreClosed

@@ -16,11 +16,13 @@ from typing import Any, Literal, overload
 from . import _compact, _export, _maintenance
 from ._compact import CompactReport
 from ._export import ExportReport
+from ._fs import atomic_write, fsync_dir
 from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_from_dir_name
 from ._maintenance import TenantSummary, VerifyReport
 from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
 from ._shard import Shard, remove_leftovers
+from ._storage import storage_error, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     DimensionMismatch,
@@ -43,20 +45,6 @@ _LOCK_RECORD = 32  # bytes of the LOCK file: the holder's pid, padded
 TENANTS_DIR = "tenants"
 _DEFAULT_DIM = 384
 _DEFAULT_METRIC = "cosine"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    with tmp.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store:
@@ -187,7 +175,7 @@ class Store:
             self.dim = opts.dim if opts.dim is not None else _DEFAULT_DIM
             self.metric = opts.metric if opts.metric is not None else _DEFAULT_METRIC
             cfg = {"format": STORE_FORMAT, "dim": self.dim, "metric": self.metric}
-            _atomic_write(cfg_path, json.dumps(cfg, indent=2).encode() + b"\n")
+            atomic_write(cfg_path, json.dumps(cfg, indent=2).encode() + b"\n")
 
     def _clean_leftovers(self) -> None:
         tdir = self.path / TENANTS_DIR
@@ -208,6 +196,17 @@ class Store:
     def _tenant_path(self, tenant_id: str) -> Path:
         return self.path / TENANTS_DIR / tenant_dir_name(tenant_id)
 
+    def _pin_current(self, tenant_id: str) -> Shard:
+        """Pin the tenant's shard; on a read-only store, one that still serves the
+        tenant's current files (a shard the writer dropped or re-created is let go and
+        the tenant loaded again)."""
+        manager = self._manager
+        while True:
+            shard = manager.pin(tenant_id)
+            if not self.readonly or shard.follow():
+                return shard
+            manager.unpin(shard)  # gone: the next pin closes it and loads the files anew
+
     def _open_shard(self, tenant_id: str) -> Shard:
         path = self._tenant_path(tenant_id)
         if not (path / "data.mdb").is_file():
@@ -215,7 +214,8 @@ class Store:
         if not self.readonly and tenant_id not in self._swept:  # only a crashed writer leaves them
             remove_leftovers(str(path))  # the tenant is cold: nothing of this writer compacts it
             self._swept.add(tenant_id)
-        return Shard.open(str(path), tenant_id, self.options, self.readonly)
+        with translated(f"tenant {tenant_id!r}", str(path)):
+            return Shard.open(str(path), tenant_id, self.options, self.readonly)
 
     # ------------------------------------------------------------------ tenants
     def create_tenant(self, tenant_id: str, *, dim: int | None = None, metric: str | None = None) -> Tenant:
@@ -236,23 +236,20 @@ class Store:
         if final.exists():
             raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}")
         tmp = self.path / TENANTS_DIR / f".tmp-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            if final.name.startswith("~"):
-                (tmp / HASHED_ID_FILE).write_text(tenant_id, encoding="utf-8")
-            incarnation = Shard.create(str(tmp), tenant_id, dim, metric, self.options)
+        with translated(f"tenant {tenant_id!r}: cannot create it", str(tmp.parent)):
+            tmp.mkdir()
             try:
-                os.rename(tmp, final)  # atomic; fails if another creator won
-            except OSError:
-                raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}") from None
-            fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                if final.name.startswith("~"):
+                    (tmp / HASHED_ID_FILE).write_text(tenant_id, encoding="utf-8")
+                incarnation = Shard.create(str(tmp), tenant_id, dim, metric, self.options)
+                try:
+                    os.rename(tmp, final)  # atomic; fails if another creator won
+                except OSError:
+                    raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}") from None
+                fsync_dir(final.parent)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return Tenant(self, tenant_id, incarnation)
 
     def tenant(self, tenant_id: str, *, create: bool = False, dim: int | None = None,
@@ -275,7 +272,7 @@ class Store:
             except TenantExists:
                 pass
         # Loads the tenant (as its first call would) to bind the handle to this incarnation.
-        shard = self._manager.pin(tenant_id)
+        shard = self._pin_current(tenant_id)
         try:
             if dim is not None and dim != shard.dim:
                 raise DimensionMismatch(f"tenant {tenant_id!r} has dim {shard.dim}; asked for dim={dim}")
@@ -324,11 +321,15 @@ class Store:
         check_tenant_id(tenant_id)
         self._check_writable(f"drop tenant {tenant_id!r}")
         path = self._tenant_path(tenant_id)
-        if not path.exists():
-            raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
-        self._manager.evict(tenant_id)
         grave = self.path / TENANTS_DIR / f".drop-{uuid.uuid4().hex}"
-        os.rename(path, grave)
+        # Atomic with respect to every other call on the tenant: calls already running
+        # finish first, calls arriving meanwhile wait and then find it gone.
+        with self._manager.exclusive(tenant_id):
+            if not path.exists():
+                raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
+            with translated(f"tenant {tenant_id!r}: cannot drop it", str(path)):
+                os.rename(path, grave)
+                fsync_dir(path.parent)
         shutil.rmtree(grave, ignore_errors=True)
         log.info("dropped tenant %r", tenant_id)
 
@@ -338,7 +339,8 @@ class Store:
         self._check_writable("change a tenant's active state")
         shard = self._manager.pin(tenant_id)
         try:
-            shard.set_active(active)
+            with translated(f"tenant {tenant_id!r}", shard.path):
+                shard.set_active(active)
         finally:
             self._manager.unpin(shard)
 
@@ -384,7 +386,9 @@ class Store:
         :raises ReadOnlyStore: ``fix`` on a read-only store.
         """
         self._check_open()
-        return _maintenance.verify_tenant(self, tenant_id, fix=fix)
+        check_tenant_id(tenant_id)
+        with translated(f"tenant {tenant_id!r}: verify", str(self._tenant_path(tenant_id))):
+            return _maintenance.verify_tenant(self, tenant_id, fix=fix)
 
     def compact(self, tenant_id: str, *, dry_run: bool = False) -> CompactReport:
         """Rebuild a tenant's index without tombstones and rewrite its LMDB environment
@@ -394,7 +398,9 @@ class Store:
         :raises ReadOnlyStore: the store is read-only (unless ``dry_run``).
         """
         self._check_open()
-        return _compact.compact_tenant(self, tenant_id, dry_run=dry_run)
+        check_tenant_id(tenant_id)
+        with translated(f"tenant {tenant_id!r}: compact", str(self._tenant_path(tenant_id))):
+            return _compact.compact_tenant(self, tenant_id, dry_run=dry_run)
 
     def export_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
                       progress: Callable[[int, int], None] | None = None) -> ExportReport:
@@ -405,7 +411,9 @@ class Store:
         :raises TenantNotFound: the tenant does not exist.
         """
         self._check_open()
-        return _export.export_tenant(self, tenant_id, path, progress=progress)
+        where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
+        with translated(f"tenant {tenant_id!r}: export", where):
+            return _export.export_tenant(self, tenant_id, path, progress=progress)
 
     def import_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
                       progress: Callable[[int, int], None] | None = None) -> Tenant:
@@ -418,7 +426,8 @@ class Store:
         :raises TenantExists: the tenant exists already.
         :raises ReadOnlyStore: the store is read-only.
         """
-        _export.import_tenant(self, tenant_id, path, progress=progress)
+        with translated(f"tenant {tenant_id!r}: import", str(self.path / TENANTS_DIR)):
+            _export.import_tenant(self, tenant_id, path, progress=progress)
         return self.tenant(tenant_id)
 
     def close(self) -> None:
@@ -472,7 +481,7 @@ class Tenant:
         store = self._store
         store._check_open()
         try:
-            shard = store._manager.pin(self._id)
+            shard = store._pin_current(self._id)
         except TenantNotFound:
             raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant") from None
         if shard.uuid != self._uuid:
@@ -482,6 +491,11 @@ class Tenant:
             store._manager.unpin(shard)
             raise TenantInactive(f"tenant {self._id!r} is deactivated (Store.activate re-enables it)")
         return shard
+
+    def _call(self, *, wrote: bool = False, allow_inactive: bool = False) -> _Call:
+        """``with self._call() as shard:`` pins this tenant's shard for one call, unpins
+        it after, and turns raw storage errors into :class:`TenantVecError`\\ s."""
+        return _Call(self, self._pin(allow_inactive=allow_inactive), wrote)
 
     def add(
         self,
@@ -498,11 +512,8 @@ class Tenant:
         :raises InvalidVector, DimensionMismatch: malformed vectors.
         :raises InvalidArgument: malformed ids, documents or metadata.
         """
-        shard = self._pin()
-        try:
+        with self._call(wrote=True) as shard:
             return shard.put(vectors, ids, documents, metadata, upsert=False)
-        finally:
-            self._store._manager.unpin(shard, wrote=True)
 
     def upsert(
         self,
@@ -512,13 +523,10 @@ class Tenant:
         metadata: Sequence[dict[str, Any] | None] | dict[str, Any] | None = None,
     ) -> list[str]:
         """Insert or wholly replace records (vector, metadata, document); ``created_at`` is kept."""
-        shard = self._pin()
-        try:
+        with self._call(wrote=True) as shard:
             out = shard.put(vectors, ids, documents, metadata, upsert=True)
             _compact.maybe_compact(shard)
             return out
-        finally:
-            self._store._manager.unpin(shard, wrote=True)
 
     @overload
     def query(self, vector: Any, k: int = 10, where: dict | None = None, *, explain: Literal[False] = False) -> Any: ...
@@ -535,11 +543,8 @@ class Tenant:
         :raises InvalidFilter: malformed ``where`` (nothing is searched).
         :raises InvalidArgument: ``k`` is not a positive integer.
         """
-        shard = self._pin()
-        try:
+        with self._call() as shard:
             rows, single, plan = shard.query(vector, k, where, explain=explain)
-        finally:
-            self._store._manager.unpin(shard)
         hits: list[Hit] | list[list[Hit]] = rows[0] if single else rows
         return (hits, plan) if explain else hits
 
@@ -557,11 +562,8 @@ class Tenant:
         Without ids, records come in insertion order (an upsert moves a record to the
         end), so ``offset``/``limit`` page deterministically.
         """
-        shard = self._pin()
-        try:
+        with self._call() as shard:
             return shard.get(ids, where, limit, offset, include_vectors)
-        finally:
-            self._store._manager.unpin(shard)
 
     def delete(self, ids: Sequence[str] | None = None, where: dict | None = None) -> int:
         """Delete records by id and/or ``where``; returns the number deleted.
@@ -571,37 +573,25 @@ class Tenant:
 
         :raises InvalidArgument: neither ``ids`` nor ``where`` given (``where={}`` deletes all).
         """
-        shard = self._pin()
-        try:
+        with self._call(wrote=True) as shard:
             n = shard.delete(ids, where)
             _compact.maybe_compact(shard)
             return n
-        finally:
-            self._store._manager.unpin(shard, wrote=True)
 
     def count(self, where: dict | None = None) -> int:
         """Number of live records (matching ``where`` when given)."""
-        shard = self._pin()
-        try:
+        with self._call() as shard:
             return shard.count(where)
-        finally:
-            self._store._manager.unpin(shard)
 
     def info(self) -> TenantInfo:
         """Count, dim, metric, state, index kind, tombstones, bytes on disk and memory."""
-        shard = self._pin(allow_inactive=True)
-        try:
+        with self._call(allow_inactive=True) as shard:
             return shard.info("hot" if shard.active else "inactive")
-        finally:
-            self._store._manager.unpin(shard)
 
     def flush(self) -> bool:
         """Write this tenant's index snapshot now if it is behind; returns whether it wrote."""
-        shard = self._pin(allow_inactive=True)
-        try:
+        with self._call(allow_inactive=True) as shard:
             return shard.flush()
-        finally:
-            self._store._manager.unpin(shard)
 
     def compact(self) -> CompactReport:
         """Rebuild the index without tombstones and rewrite the LMDB environment compactly.
@@ -614,12 +604,27 @@ class Tenant:
         :raises ReadOnlyStore: the store is read-only.
         """
         self._store._check_writable(f"compact tenant {self._id!r}")
-        shard = self._pin(allow_inactive=True)
-        try:
+        with self._call(wrote=True, allow_inactive=True) as shard:
             report = _compact.compact_shard(shard)
-        finally:
-            self._store._manager.unpin(shard, wrote=True)
         assert report is not None  # compact_shard waits for a running compaction
         return report
 
 
+class _Call:
+    """One call's pin on a tenant's shard (see :meth:`Tenant._call`)."""
+
+    __slots__ = ("_shard", "_tenant", "_wrote")
+
+    def __init__(self, tenant: Tenant, shard: Shard, wrote: bool) -> None:
+        self._tenant, self._shard, self._wrote = tenant, shard, wrote
+
+    def __enter__(self) -> Shard:
+        return self._shard
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        shard = self._shard
+        self._tenant._store._manager.unpin(shard, wrote=self._wrote)
+        if exc is not None:
+            err = storage_error(exc, f"tenant {shard.tenant_id!r}", shard.path)
+            if err is not exc:
+                raise err from exc
