@@ -7,6 +7,7 @@ rejected call raises before any transaction begins.
 from __future__ import annotations
 
 import math
+import reprlib
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,16 @@ import numpy as np
 from .errors import DimensionMismatch, InvalidArgument, InvalidVector
 
 RESERVED_FIELDS = frozenset({"created_at", "updated_at"})
+#: Most levels of lists and dicts inside one metadata value (``{"a": [[1]]}`` has 2);
+#: deeper values, and self-referencing ones, raise :class:`InvalidArgument`.
+MAX_METADATA_DEPTH = 32
+#: Largest document (UTF-8 bytes) and largest metadata dict (msgpack bytes) of one
+#: record, so a record packs to well under 64 MiB plus its id.
+MAX_DOCUMENT_BYTES = 32 * 1024**2
+MAX_METADATA_BYTES = 32 * 1024**2
+
+_short = reprlib.Repr()  # a bounded repr, safe for deep and self-referencing values
+_short.maxlevel, _short.maxstring, _short.maxother = 3, 40, 40
 
 _U64 = struct.Struct(">Q")
 pack_label = _U64.pack
@@ -115,7 +126,8 @@ def check_vectors(
 
 
 def check_documents(documents: object, n: int, tenant: str) -> list[str | None]:
-    """Validate ``documents`` (``None`` or a list of ``str | None`` of length ``n``)."""
+    """Validate ``documents`` (``None`` or a list of ``str | None`` of length ``n``; each
+    valid Unicode of at most :data:`MAX_DOCUMENT_BYTES` in UTF-8)."""
     if documents is None:
         return [None] * n
     if isinstance(documents, str) or not isinstance(documents, Sequence):
@@ -125,16 +137,43 @@ def check_documents(documents: object, n: int, tenant: str) -> list[str | None]:
     if len(documents) != n:
         raise InvalidArgument(f"tenant {tenant!r}: got {len(documents)} documents for {n} vectors")
     for i, d in enumerate(documents):
-        if d is not None and not isinstance(d, str):
+        if d is None:
+            continue
+        if not isinstance(d, str):
             raise InvalidArgument(f"tenant {tenant!r}: document {i} must be a str or None, got {type(d).__name__} {d!r:.80}")
+        try:
+            size = len(d) if d.isascii() else len(d.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(
+                f"tenant {tenant!r}: document {i} is not valid Unicode ({exc.reason} at position {exc.start}): {d!r:.80}"
+            ) from None
+        if size > MAX_DOCUMENT_BYTES:
+            raise InvalidArgument(
+                f"tenant {tenant!r}: document {i} has {size} bytes in UTF-8, at most {MAX_DOCUMENT_BYTES} are allowed: {d!r:.80}"
+            )
     return list(documents)
+
+
+def _too_deep(v: object, depth: int) -> bool:
+    """Whether lists and dicts nest more than :data:`MAX_METADATA_DEPTH` levels inside ``v``
+    (``depth`` levels already surround it)."""
+    if isinstance(v, dict):
+        items: Any = v.values()
+    elif isinstance(v, (list, tuple)):
+        items = v
+    else:
+        return False
+    if depth >= MAX_METADATA_DEPTH:
+        return True
+    return any(_too_deep(x, depth + 1) for x in items)
 
 
 def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]]:
     """Validate ``metadata``: ``None``, one dict (for a single vector) or a list of dicts.
 
     Keys must be non-empty strings, not ``created_at``/``updated_at`` (system fields),
-    and every value must be something msgpack can hold.
+    and every value must be something msgpack can hold (strings valid Unicode), nested at
+    most :data:`MAX_METADATA_DEPTH` levels; a dict packs to at most :data:`MAX_METADATA_BYTES`.
     """
     if metadata is None:
         return [{} for _ in range(n)]
@@ -162,10 +201,20 @@ def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]
                 )
             if key.startswith("$"):
                 raise InvalidArgument(f"tenant {tenant!r}: metadata {i} key {key!r} may not start with '$'")
+            if isinstance(m[key], (dict, list, tuple)) and _too_deep(m[key], 0):
+                raise InvalidArgument(
+                    f"tenant {tenant!r}: metadata {i} key {key!r} nests lists and dicts more than "
+                    f"{MAX_METADATA_DEPTH} levels deep (or refers to itself): {_short.repr(m[key])}"
+                )
         try:
-            packb(m)
+            size = len(packb(m))
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidArgument(f"tenant {tenant!r}: metadata {i} cannot be stored ({exc}): {m!r:.120}") from None
+        if size > MAX_METADATA_BYTES:
+            raise InvalidArgument(
+                f"tenant {tenant!r}: metadata {i} packs to {size} bytes, at most {MAX_METADATA_BYTES} are allowed: "
+                f"{_short.repr(m)}"
+            )
         out.append(dict(m))
     return out
 

@@ -49,6 +49,9 @@ TRAILER = b"TVSHA256"
 EXPORT_FORMAT = 1
 _DIGEST = 32
 _BATCH = 1000
+#: Imported ``created_at``/``updated_at`` are seconds since the epoch from 0 up to the
+#: end of year 9999 (the last instant ``datetime`` can show).
+MAX_TIMESTAMP = 253402300800.0
 
 Progress = Callable[[int, int], None]
 
@@ -90,7 +93,7 @@ def export_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
     :raises TenantNotFound: the tenant does not exist.
     """
     check_tenant_id(tenant_id)
-    path = os.fspath(path)
+    path = _check_path(path, reading=False)
     store._check_open()
     shard = store._manager.pin(tenant_id)
     try:
@@ -161,6 +164,36 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def _check_path(path: object, *, reading: bool) -> str:
+    """``path`` as a str if it can name an export file to read (an existing file) or to
+    write (not a directory, in an existing directory).
+
+    :raises InvalidArgument: naming the path.
+    """
+    try:
+        p = os.fspath(path)  # type: ignore[call-overload]
+    except TypeError:
+        p = None
+    if not isinstance(p, str):
+        raise InvalidArgument(f"export file path must be a str or os.PathLike, got {type(path).__name__} {path!r:.80}")
+    if not p or "\0" in p:
+        raise InvalidArgument(f"export file path {p!r} {'contains a NUL character' if p else 'is empty'}")
+    if os.path.isdir(p):
+        raise InvalidArgument(f"export file path {p!r} is a directory")
+    if reading:
+        if not os.path.exists(p):
+            raise InvalidArgument(f"export file {p!r} does not exist")
+        if not os.path.isfile(p):
+            raise InvalidArgument(f"export file {p!r} is not a regular file")
+    else:
+        parent = os.path.dirname(os.path.abspath(p))
+        if not os.path.isdir(parent):
+            raise InvalidArgument(f"cannot write export file {p!r}: directory {parent!r} does not exist")
+        if os.path.exists(p) and not os.path.isfile(p):
+            raise InvalidArgument(f"cannot write export file {p!r}: it exists and is not a regular file")
+    return p
 
 
 # ---------------------------------------------------------------------------- import
@@ -235,8 +268,8 @@ def import_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
     """
     store._check_open()
     check_tenant_id(tenant_id)
+    path = _check_path(path, reading=True)
     store._check_writable(f"import tenant {tenant_id!r}")
-    path = os.fspath(path)
     final = store._tenant_path(tenant_id)
     if final.exists():
         raise TenantExists(f"tenant {tenant_id!r} already exists in {str(store.path)!r}")
@@ -336,9 +369,13 @@ def _validate(batch: list, first: int, dim: int, metric: str, seen: set[str], pa
     for i, row in enumerate(batch):
         if not (isinstance(row, list) and len(row) == 6 and isinstance(row[5], bytes)):
             raise CorruptExport(f"{path!r}: record {first + i} is malformed")
-        for j in (3, 4):
-            if isinstance(row[j], bool) or not isinstance(row[j], (int, float)):
-                raise CorruptExport(f"{path!r}: record {first + i} has a bad timestamp {row[j]!r}")
+        for j, name in ((3, "created_at"), (4, "updated_at")):
+            ts = row[j]
+            if isinstance(ts, bool) or not isinstance(ts, (int, float)) or not 0 <= ts <= MAX_TIMESTAMP:
+                raise CorruptExport(
+                    f"{path!r}: record {first + i} has a bad {name} {ts!r:.40} "
+                    f"(expected seconds since the epoch, 0 to {MAX_TIMESTAMP:.0f})"
+                )
         if len(row[5]) != 4 * dim:
             raise CorruptExport(f"{path!r}: record {first + i} has a {len(row[5]) // 4}-dimensional vector, expected {dim}")
     try:

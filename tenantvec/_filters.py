@@ -27,6 +27,10 @@ SCALAR_TYPES = (str, int, float, bool, type(None))
 RANGE_OPS = ("$gt", "$gte", "$lt", "$lte")
 FIELD_OPS = ("$eq", "$ne", "$in", "$nin", "$exists", "$contains", *RANGE_OPS)
 LOGIC_OPS = ("$and", "$or", "$not")
+#: Most filters a ``where`` may nest through ``$and``/``$or``/``$not`` (the top level is
+#: 1). Deeper filters, and self-referencing ones, raise :class:`InvalidFilter` instead of
+#: exhausting the interpreter's stack.
+MAX_FILTER_DEPTH = 64
 
 MISSING: Any = object()
 
@@ -107,13 +111,16 @@ def _parse_ops(path: str, field: str, ops: dict) -> Node:
     return conds[0] if len(conds) == 1 else And(tuple(conds))
 
 
-def parse_filter(where: object, path: str = "where") -> Node:
+def parse_filter(where: object, path: str = "where", depth: int = 1) -> Node:
     """Validate ``where`` and return its syntax tree.
 
-    :raises InvalidFilter: naming the path of the first malformed node.
+    :raises InvalidFilter: naming the path of the first malformed node, also for a
+        filter nested deeper than :data:`MAX_FILTER_DEPTH` (or referencing itself).
     """
     if not isinstance(where, dict):
         raise InvalidFilter(f"{path}: a filter must be an object (dict), got {_tname(where)}")
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidFilter(f"{path}: filters nest deeper than {MAX_FILTER_DEPTH} levels (or refer to themselves)")
     parts: list[Node] = []
     for key, v in where.items():
         if not isinstance(key, str):
@@ -123,10 +130,10 @@ def parse_filter(where: object, path: str = "where") -> Node:
             if not isinstance(v, list) or not v:
                 got = "an empty list" if isinstance(v, list) else _tname(v)
                 raise InvalidFilter(f"{kpath}: {key} needs a non-empty list of filters, got {got}")
-            subs = tuple(parse_filter(sub, f"{kpath}[{i}]") for i, sub in enumerate(v))
+            subs = tuple(parse_filter(sub, f"{kpath}[{i}]", depth + 1) for i, sub in enumerate(v))
             parts.append(And(subs) if key == "$and" else Or(subs))
         elif key == "$not":
-            parts.append(Not(parse_filter(v, kpath)))
+            parts.append(Not(parse_filter(v, kpath, depth + 1)))
         elif key.startswith("$"):
             raise InvalidFilter(f"{path}: unknown operator {key!r} at filter level (known: $and, $or, $not)")
         elif not key:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
@@ -27,26 +28,43 @@ _UNITS = {
     "tib": 1024**4,
 }
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+#: Largest byte size (memory_budget, map_size) and count (max_hot, hnsw_threshold)
+#: accepted: 2**62 (4 EiB), far above any real machine and safely inside C's int64.
+MAX_SIZE = 2**62
+#: Largest ``HnswParams.ef``/``ef_construction`` (a C int): hnswlib fails on larger ones.
+MAX_HNSW_EF = 2**31 - 1
+
+
+def _show(value: object) -> str:
+    """``repr(value)``, but an integer too long to print (Python refuses past 4300 digits)
+    is described by its size."""
+    if isinstance(value, int) and value.bit_length() > 1000:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def parse_size(value: int | str, name: str = "memory_budget") -> int:
     """Parse ``"1GiB"``, ``"512MB"``, ``"2.5 GiB"`` or a byte count into bytes.
 
-    :raises InvalidArgument: for anything else, naming the value.
+    :raises InvalidArgument: for anything else, or more than :data:`MAX_SIZE`, naming the value.
     """
     if isinstance(value, bool):
         raise InvalidArgument(f"{name}: expected bytes or a size like '1GiB', got {value!r}")
     if isinstance(value, int):
         if value <= 0:
-            raise InvalidArgument(f"{name}: must be positive, got {value!r}")
+            raise InvalidArgument(f"{name}: must be positive, got {_show(value)}")
+        if value > MAX_SIZE:
+            raise InvalidArgument(f"{name}: {_show(value)} is more than the largest size accepted (2**62 bytes)")
         return value
     if isinstance(value, str):
         m = _SIZE_RE.match(value)
         unit = m.group(2).lower() if m else None
         if m and unit in _UNITS:
-            size = int(float(m.group(1)) * _UNITS[unit])
-            if size > 0:
-                return size
+            size = float(m.group(1)) * _UNITS[unit]  # inf for absurdly long digit strings
+            if size > MAX_SIZE:
+                raise InvalidArgument(f"{name}: {value!r:.80} is more than the largest size accepted (2**62 bytes)")
+            if size >= 1:
+                return int(size)
     raise InvalidArgument(
         f"{name}: expected bytes or a size like '1GiB' or '512MB', got {value!r}"
     )
@@ -55,7 +73,7 @@ def parse_size(value: int | str, name: str = "memory_budget") -> int:
 def check_dim(dim: object) -> int:
     """Validate a vector dimension."""
     if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 65536:
-        raise InvalidArgument(f"dim must be an integer between 1 and 65536, got {dim!r}")
+        raise InvalidArgument(f"dim must be an integer between 1 and 65536, got {_show(dim)}")
     return dim
 
 
@@ -71,7 +89,7 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
         hi is not None and value > hi
     ):
         bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
-        raise InvalidArgument(f"{name} must be an integer {bound}, got {value!r}")
+        raise InvalidArgument(f"{name} must be an integer {bound}, got {_show(value)}")
     return value
 
 
@@ -96,8 +114,8 @@ class HnswParams:
 
     def __post_init__(self) -> None:
         _check_int("hnsw m", self.m, MIN_HNSW_M, 256)
-        _check_int("hnsw ef_construction", self.ef_construction, 8)
-        _check_int("hnsw ef", self.ef, 1)
+        _check_int("hnsw ef_construction", self.ef_construction, 8, MAX_HNSW_EF)
+        _check_int("hnsw ef", self.ef, 1, MAX_HNSW_EF)
 
 
 @dataclass(frozen=True)
@@ -126,20 +144,22 @@ class StoreOptions:
         if self.metric is not None:
             check_metric(self.metric)
         object.__setattr__(self, "memory_budget", parse_size(self.memory_budget))
-        _check_int("max_hot", self.max_hot, 1)
+        _check_int("max_hot", self.max_hot, 1, MAX_SIZE)
         if not isinstance(self.readonly, bool):
             raise InvalidArgument(f"readonly must be a bool, got {self.readonly!r}")
         if self.durability not in DURABILITY:
             raise InvalidArgument(
                 f"durability must be one of {', '.join(DURABILITY)}; got {self.durability!r}"
             )
-        _check_int("hnsw_threshold", self.hnsw_threshold, 0)
+        _check_int("hnsw_threshold", self.hnsw_threshold, 0, MAX_SIZE)
         if not isinstance(self.hnsw, HnswParams):
             raise InvalidArgument(f"hnsw must be a HnswParams, got {self.hnsw!r}")
         ct = self.compact_threshold
         if isinstance(ct, bool) or not isinstance(ct, (int, float)) or not 0 < ct <= 1:
-            raise InvalidArgument(f"compact_threshold must be in (0, 1], got {ct!r}")
+            raise InvalidArgument(f"compact_threshold must be in (0, 1], got {_show(ct)}")
         fi = self.flush_interval
-        if isinstance(fi, bool) or not isinstance(fi, (int, float)) or not 0 <= fi < float("inf"):
-            raise InvalidArgument(f"flush_interval must be a number of seconds >= 0, got {fi!r}")
+        if isinstance(fi, bool) or not isinstance(fi, (int, float)) or not 0 <= fi <= threading.TIMEOUT_MAX:
+            raise InvalidArgument(
+                f"flush_interval must be a number of seconds from 0 to {threading.TIMEOUT_MAX:.0f}, got {_show(fi)}"
+            )
         object.__setattr__(self, "map_size", parse_size(self.map_size, "map_size"))

@@ -257,7 +257,7 @@ def _json_arg(value: str | None, name: str) -> Any:
         return None
     try:
         return json.loads(value)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to decode
         raise click.BadParameter(f"not valid JSON ({exc.args[0]})", param_hint=name) from None
 
 
