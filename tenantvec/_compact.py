@@ -40,10 +40,12 @@ import numpy as np
 
 from ._capacity import _leaf_bytes, index_memory_bytes
 from ._codec import pack_label, packb, unpackb
+from ._fs import MIN_FREE_FOR_ENV, require_free
 from ._index import ExactIndex, HnswIndex
 from ._maintenance import _files_bytes, _open_files, _tenant_path
 from ._options import StoreOptions
 from ._shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
+from ._storage import reserve_lock_file
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -182,6 +184,9 @@ def compact_shard(shard: Shard, *, wait: bool = True) -> CompactReport | None:
     if not shard._compact_lock.acquire(blocking=wait):
         return None
     try:
+        # the new files are at most as large as the old ones: refuse before writing any
+        need = MIN_FREE_FOR_ENV + _size(os.path.join(shard.path, "data.mdb")) + _size(os.path.join(shard.path, INDEX_FILE))
+        require_free(shard.path, need, f"tenant {shard.tenant_id!r}: compaction")
         tmp = os.path.join(shard.path, f"{COMPACT_PREFIX}{uuid.uuid4().hex}")
         os.mkdir(tmp)
         try:
@@ -200,8 +205,8 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
     src = _shard_dbs(shard)
     dst: lmdb.Environment | None = None
     try:
-        # ---- phase 1: one read snapshot, no shard lock
-        with shard._env.begin() as txn:
+        # ---- phase 1: one read snapshot, no shard lock (a map growth waits for it)
+        with shard.long_reads.read(), shard._env.begin() as txn:
             built_seq = shard._get_meta(txn, b"seq")
             labels, mat = shard._read_all_vectors(txn)
             names = {k.decode() for k in txn.cursor().iternext(values=False)}
@@ -226,6 +231,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
                     _write(dst, lambda w: _apply_changes(w, ddbs, txn, src, gone, new, index, ckpt))
             if dst is None:  # a database this module does not know: copy pages instead
                 shard._env.copy(tmp, compact=True)
+                reserve_lock_file(tmp)
                 dst = lmdb.open(tmp, max_dbs=len(names) + 1, map_size=_map_size(shard), sync=False, metasync=False)
                 ddbs = {name: dst.open_db(name.encode()) for name in ("meta", "oplog")}
                 _write(dst, lambda w: _record_index(w, ddbs, index, ckpt))
@@ -271,6 +277,7 @@ def _put_all(env: lmdb.Environment, db: Any, items: Iterable[tuple[bytes, bytes]
 
 def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction, src: dict[str, Any]) -> tuple[lmdb.Environment, dict]:
     """Phase 1: every database but the op log, rewritten in key order with appends."""
+    reserve_lock_file(tmp)
     env = lmdb.open(tmp, max_dbs=len(_DB_NAMES), map_size=_map_size(shard), sync=False, metasync=False)
     try:
         ddbs = {}

@@ -99,7 +99,9 @@ def export_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
     try:
         shard._begin_read()  # a read-only store follows the writer's latest files first
         shard._lock.release_read()
-        with shard._compact_lock:  # keeps the environment from being swapped under us
+        # the compaction lock keeps the environment from being swapped under us; the
+        # long-read gate keeps a writer from growing the map under our read transaction
+        with shard._compact_lock, shard.long_reads.read():
             return _export_shard(shard, path, progress)
     finally:
         store._manager.unpin(shard)

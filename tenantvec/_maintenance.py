@@ -26,9 +26,11 @@ import numpy as np
 from ._codec import pack_label, packb, unpack_label, unpackb
 from ._ids import HASHED_ID_FILE, check_tenant_id
 from ._index import ExactIndex, HnswIndex, prepare_query
+from ._lmdbfile import check_data_file
 from ._options import METRICS, StoreOptions
 from ._shard import _DB_NAMES, _READER_MAP_SIZE, FORMAT_VERSION, INDEX_FILE, Shard, _crc_of
-from .errors import CorruptShard, TenantNotFound, TenantVecError
+from ._storage import MAX_READERS, reserve_lock_file
+from .errors import CorruptShard, StorageFull, TenantNotFound, TenantVecError
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -39,6 +41,10 @@ log = logging.getLogger("tenantvec")
 VERIFY_SAMPLE = 64
 _SELF_K = 10
 _TOL = 1e-4
+_NO_REPAIR = (
+    "verify(fix=True) cannot repair LMDB's page structure: restore the tenant's files from a backup, "
+    "or drop the tenant and import its last export"
+)
 
 
 # ---------------------------------------------------------------------------- results
@@ -103,10 +109,16 @@ def _open_files(path: str, tenant_id: str, *, write: bool, map_size: int = 0) ->
         if write:
             size = os.path.getsize(os.path.join(path, "data.mdb"))
             map_size = max(map_size, size + (64 << 20))
+        why = check_data_file(os.path.join(path, "data.mdb"))  # mapped, it could crash the process
+        if why is not None:
+            raise CorruptShard(f"tenant {tenant_id!r}: LMDB data file in {path} is damaged: {why}")
+        reserve_lock_file(path)
         env = lmdb.open(
             path, readonly=not write, create=False, max_dbs=len(_DB_NAMES), readahead=False,
-            map_size=map_size if write else _READER_MAP_SIZE, max_readers=512,
+            map_size=map_size if write else _READER_MAP_SIZE, max_readers=MAX_READERS,
         )
+    except StorageFull:
+        raise
     except (lmdb.Error, OSError) as exc:
         raise CorruptShard(f"tenant {tenant_id!r}: cannot open LMDB environment in {path}: {exc}") from exc
     try:
@@ -336,6 +348,7 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
         else:
             out.restore_ids[rid] = pack_label(lab)
     live = {lab: rid for lab, rid in live.items() if lab not in out.drop}
+    max_label = max(live, default=-1)  # not the dropped ones: a damaged key may read as any label
     if max_label >= next_label:
         out.next_label = max_label + 1
     # report
@@ -426,9 +439,13 @@ def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findin
     rng = np.random.default_rng(0)
     pick = np.sort(want[rng.choice(len(want), size=min(sample, len(want)), replace=False)])
     with shard._env.begin() as txn:
-        mat = np.frombuffer(
-            b"".join(txn.get(pack_label(lab), db=shard._vecs) for lab in pick.tolist()), dtype=np.float32
-        ).reshape(len(pick), shard.dim)
+        raws = [txn.get(pack_label(lab), db=shard._vecs) for lab in pick.tolist()]
+    lost = [int(lab) for lab, raw in zip(pick.tolist(), raws) if raw is None or len(raw) != 4 * shard.dim]
+    if lost:  # listed by a cursor, not found by a lookup: keys out of order in the data file
+        out.problems.append(f"the vector of label {lost[0]} cannot be looked up: LMDB's key order is damaged. {_NO_REPAIR}")
+        out.fatal = True
+        return
+    mat = np.frombuffer(b"".join(raws), dtype=np.float32).reshape(len(pick), shard.dim)
     prepared = prepare_query(shard.metric, mat)
     held = index.get_vectors(pick)
     if not np.allclose(held, prepared, atol=1e-4, rtol=1e-3):
@@ -475,6 +492,12 @@ def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findin
 
 
 def _examine(store: Store, tenant_id: str, path: str, sample: int) -> _Findings:
+    try:  # LMDB's own structure first: LMDB trusts it, and damage there kills the process
+        why = check_data_file(os.path.join(path, "data.mdb"), cached=False)
+    except OSError:
+        why = None  # missing or unreadable: opening the environment reports it
+    if why is not None:
+        return _Findings(problems=[f"LMDB data file is damaged: {why}. {_NO_REPAIR}"], fatal=True)
     try:
         return _examine_files(store, tenant_id, path, sample)
     except CorruptShard as exc:  # the environment itself cannot be opened or lacks a database

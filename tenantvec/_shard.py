@@ -53,11 +53,12 @@ from ._fs import fsync_dir as _fsync_dir
 from ._hotrecs import HotRecords
 from ._ids import check_record_ids, new_record_id
 from ._index import ExactIndex, HnswIndex
+from ._lmdbfile import check_data_file
 from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
-from ._storage import reserve_lock_file, translated
+from ._storage import MAX_READERS, reserve_lock_file, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     CorruptShard,
@@ -125,9 +126,14 @@ def clear_stale_readers(env: lmdb.Environment, tenant_id: str) -> int:
     return stale
 
 
-def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], what: str) -> Any:
+def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], what: str,
+              gate: RWLock | None = None) -> Any:
     """Run ``body`` in a write transaction of ``env``, doubling the map and retrying when
-    it is full; returns what ``body`` returns. ``what`` names the environment in errors."""
+    it is full; returns what ``body`` returns. ``what`` names the environment in errors.
+
+    Growing the map invalidates every open transaction of ``env`` in this process, so
+    it waits for the long read transactions registered on ``gate`` (a shard's
+    ``long_reads``: exports, compaction's copy) to end first."""
     while True:
         txn = env.begin(write=True)
         try:
@@ -140,7 +146,11 @@ def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], wh
             if size >= _MAX_MAP_SIZE:
                 raise TenantVecError(f"{what}: LMDB map is at its {size} byte limit") from None
             log.info("%s: growing LMDB map from %d to %d bytes", what, size, size * 2)
-            env.set_mapsize(size * 2)
+            if gate is None:
+                env.set_mapsize(size * 2)
+            else:
+                with gate.write():
+                    env.set_mapsize(size * 2)
         except BaseException:
             txn.abort()
             raise
@@ -197,6 +207,9 @@ class Shard:
         self._payload_lock = threading.Lock()
         self._hot = HotRecords()
         self._compact_lock = threading.Lock()  # one compaction at a time (see _compact)
+        #: held (shared) by read transactions that run without the shard lock (export,
+        #: compaction's copy); growing the LMDB map takes it alone (see ``write_txn``)
+        self.long_reads = RWLock()
         self._data_ino = 0  # inode of data.mdb when opened; compaction replaces the file
 
     # ------------------------------------------------------------------ lifecycle
@@ -276,6 +289,9 @@ class Shard:
     def _open_env(self) -> lmdb.Environment:
         try:
             self._data_ino = os.stat(os.path.join(self.path, "data.mdb")).st_ino
+            why = check_data_file(os.path.join(self.path, "data.mdb"))  # mapped, it could crash the process
+            if why is not None:
+                raise CorruptShard(f"tenant {self.tenant_id!r}: LMDB data file in {self.path} is damaged: {why}")
             reserve_lock_file(self.path)
             env = lmdb.open(
                 self.path,
@@ -286,7 +302,7 @@ class Shard:
                 sync=self.opts.durability == "full",
                 metasync=self.opts.durability == "full",
                 readahead=False,
-                max_readers=126,
+                max_readers=MAX_READERS,
             )
         except StorageFull:
             raise
@@ -551,7 +567,7 @@ class Shard:
 
     def _write(self, body: Callable[[lmdb.Transaction], Any]) -> Any:
         """Run ``body`` in a write transaction, growing the map and retrying when full."""
-        return write_txn(self._env, body, f"tenant {self.tenant_id!r}")
+        return write_txn(self._env, body, f"tenant {self.tenant_id!r}", self.long_reads)
 
     def _refresh(self) -> None:
         """Readonly shards: catch up with what the writer process committed since load."""
@@ -810,10 +826,18 @@ class Shard:
             if self._payload is None:
                 hnsw = self.index.kind == "hnsw"
                 payload = PayloadIndex(self.dim, self.metric, with_vectors=hnsw, capacity=self._next_label + 1)
-                for lb, raw in txn.cursor(db=self._recs):
+                bound = self._get_meta(txn, b"next_label")  # columns are sized by label: a damaged one
+                for lb, raw in txn.cursor(db=self._recs):  # past it would ask for any amount of memory
+                    if unpack_label(lb) >= bound:
+                        raise CorruptShard(f"tenant {self.tenant_id!r}: record label {unpack_label(lb)} is past "
+                                           f"next_label {bound} (damaged; Store.verify repairs it)")
                     payload.add(unpack_label(lb), unpackb(raw))
                 if hnsw:
-                    payload.set_vectors(*self._read_all_vectors(txn))
+                    labels, mat = self._read_all_vectors(txn)
+                    if len(labels) and int(labels.max()) >= bound:
+                        raise CorruptShard(f"tenant {self.tenant_id!r}: vector label {int(labels.max())} is past "
+                                           f"next_label {bound} (damaged; Store.verify repairs it)")
+                    payload.set_vectors(labels, mat)
                 self._payload = payload
                 self.memory_changed = True
                 log.debug("tenant %r: built payload columns (%d bytes)", self.tenant_id, payload.nbytes)
@@ -1016,7 +1040,12 @@ class Shard:
         final = os.path.join(self.path, INDEX_FILE)
         partial = final + ".partial"
         seq = self._seq
-        ckpt = save_snapshot(index, partial, seq)
+        try:
+            ckpt = save_snapshot(index, partial, seq)
+        except BaseException:  # e.g. a full disk: the snapshot is derived, the op log holds all
+            if os.path.exists(partial):
+                os.unlink(partial)
+            raise
         os.replace(partial, final)
         _fsync_dir(self.path)
 

@@ -31,8 +31,11 @@ _DAMAGE = (
 #: LMDB reports a data page that could not be written in full as EIO; with less than
 #: this free on the filesystem at that moment, the cause was a full disk.
 _NEARLY_FULL = 1 << 20
-#: Bytes of an LMDB lock file for 126 readers (LMDB's own size, rounded up to a page).
-LOCK_FILE_BYTES = 8192
+#: Reader slots of every LMDB environment we open (concurrent read transactions).
+MAX_READERS = 126
+#: Bytes allocated for an LMDB lock file: LMDB's reader table for ``MAX_READERS`` plus
+#: its header, rounded up to whole pages (LMDB counts the slots from the file's size).
+LOCK_FILE_BYTES = 12288
 
 
 def storage_error(exc: BaseException, what: str, path: str) -> BaseException:

@@ -3,6 +3,7 @@ hnswlib's "contiguous 2D array" error at callers."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -10,6 +11,7 @@ import tempfile
 import hnswlib
 import numpy as np
 
+from .._fs import free_bytes
 from ._exact import direct_distances, prepare_query, top_k
 from ._graph import unreachable_labels
 
@@ -81,8 +83,21 @@ class HnswIndex:
         return self
 
     def save(self, path: str) -> None:
-        """Write the index to ``path`` (the caller makes it atomic)."""
+        """Write the index to ``path`` (the caller makes it atomic).
+
+        hnswlib ignores write errors (a full disk leaves a short file behind), so the
+        room is checked first and the file's size after.
+
+        :raises OSError: ``ENOSPC`` when the file does not fit or came out short.
+        """
+        size = self._index.index_file_size()
+        directory = os.path.dirname(path) or "."
+        if free_bytes(directory) < size:
+            raise OSError(errno.ENOSPC, f"no room for a {size}-byte index snapshot", path)
         self._index.save_index(path)
+        written = os.path.getsize(path)
+        if written != size:
+            raise OSError(errno.ENOSPC, f"index snapshot came out {written} of {size} bytes", path)
 
     def unreachable(self) -> np.ndarray:
         """Labels of live records that no search can return: nodes no link leads to
