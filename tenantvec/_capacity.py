@@ -90,10 +90,10 @@ def lmdb_bytes_per_record(dim: int, *, record_bytes: int = DEFAULT_RECORD_BYTES,
                           id_bytes: int = DEFAULT_ID_BYTES, ids_in_order: bool = False) -> float:
     """data.mdb bytes one record costs: its vector, its record and its id map entry
     (``ids_in_order``: ids arrive sorted, e.g. ``mem-00000001``; uuid4 ids do not)."""
-    return (
-        _leaf_bytes(8, 4 * dim, appended=True)
-        + _leaf_bytes(8, record_bytes, appended=True)
-        + _leaf_bytes(id_bytes, 8, appended=ids_in_order)
+    return (  # each value ends in its CRC32 (4 bytes, see tenantvec._checksum)
+        _leaf_bytes(8, 4 * dim + 4, appended=True)
+        + _leaf_bytes(8, record_bytes + 4, appended=True)
+        + _leaf_bytes(id_bytes, 8 + 4, appended=ids_in_order)
         + LMDB_CHURN_BYTES_PER_RECORD
     )
 

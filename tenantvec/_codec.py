@@ -30,11 +30,17 @@ _short = reprlib.Repr()  # a bounded repr, safe for deep and self-referencing va
 _short.maxlevel, _short.maxstring, _short.maxother = 3, 40, 40
 
 _U64 = struct.Struct(">Q")
+#: Raised for stored bytes that do not decode: a ValueError, and a msgpack unpack error
+#: that the storage boundary (``_storage``) turns into CorruptShard.
+_Damaged = msgpack.exceptions.FormatError
 pack_label = _U64.pack
 
 
 def unpack_label(b: bytes) -> int:
-    return _U64.unpack(b)[0]
+    try:
+        return _U64.unpack(b)[0]
+    except struct.error as exc:  # a damaged key or value (the facade says CorruptShard)
+        raise _Damaged(f"stored label {b[:16]!r} is not 8 bytes") from exc
 
 
 def packb(obj: Any) -> bytes:
@@ -42,7 +48,12 @@ def packb(obj: Any) -> bytes:
 
 
 def unpackb(b: bytes) -> Any:
-    return msgpack.unpackb(b, raw=False, strict_map_key=False)
+    try:
+        return msgpack.unpackb(b, raw=False, strict_map_key=False)
+    except (ValueError, TypeError) as exc:  # incomplete, bad UTF-8, missing (None): damage (CorruptShard)
+        if isinstance(exc, msgpack.UnpackException):
+            raise
+        raise _Damaged(f"stored value does not decode: {exc}" if b is not None else "a stored value is missing") from exc
 
 
 def labels_to_bytes(labels: np.ndarray) -> bytes:
@@ -50,6 +61,8 @@ def labels_to_bytes(labels: np.ndarray) -> bytes:
 
 
 def labels_from_bytes(b: bytes) -> np.ndarray:
+    if len(b) % 8:
+        raise _Damaged(f"stored labels of {len(b)} bytes are not 8-byte labels")
     return np.frombuffer(b, dtype=">u8").astype(np.int64)
 
 

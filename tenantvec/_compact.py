@@ -39,6 +39,7 @@ import lmdb
 import numpy as np
 
 from ._capacity import _leaf_bytes, index_memory_bytes
+from ._checksum import open_record, seal
 from ._codec import pack_label, packb, unpackb
 from ._fs import MIN_FREE_FOR_ENV, require_free
 from ._index import ExactIndex, HnswIndex
@@ -95,7 +96,7 @@ def _estimate(store: Store, tenant_id: str, path: str) -> CompactReport:
     """Dry run: what compaction would change, read from the files (nothing changes)."""
     with store._manager.hold(tenant_id) as shard:
         if shard is not None:
-            shard._begin_read()
+            shard._begin_read(inactive_ok=True)
             try:
                 return _estimate_from(store, tenant_id, path, shard._env, _shard_dbs(shard),
                                       shard.index.deleted, shard.memory_bytes)
@@ -206,7 +207,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
     dst: lmdb.Environment | None = None
     try:
         # ---- phase 1: one read snapshot, no shard lock (a map growth waits for it)
-        with shard.long_reads.read(), shard._env.begin() as txn:
+        with shard.long_reads.read(), shard.read_txn() as txn:
             built_seq = shard._get_meta(txn, b"seq")
             labels, mat = shard._read_all_vectors(txn)
             names = {k.decode() for k in txn.cursor().iternext(values=False)}
@@ -218,17 +219,16 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
         shard._lock.acquire_write()
         try:
             shard._check_open()
-            with shard._env.begin() as txn:
+            with shard.read_txn() as txn:
                 seq = shard._get_meta(txn, b"seq")
                 gone, new = shard.label_changes(txn, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
                 if len(gone):
                     index.remove(gone)
                 if len(new):
-                    raw = b"".join(txn.get(pack_label(lab), db=shard._vecs) for lab in new.tolist())
-                    index.add(new, np.frombuffer(raw, dtype=np.float32).reshape(len(new), shard.dim))
+                    index.add(new, shard.read_vectors(txn, new))
                 ckpt = _snapshot(tmp, index, seq)
                 if dst is not None:
-                    _write(dst, lambda w: _apply_changes(w, ddbs, txn, src, gone, new, index, ckpt))
+                    _write(dst, lambda w: _apply_changes(w, ddbs, txn, src, gone, new, index, ckpt, tid))
             if dst is None:  # a database this module does not know: copy pages instead
                 shard._env.copy(tmp, compact=True)
                 reserve_lock_file(tmp)
@@ -293,16 +293,17 @@ def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction, src: dict[str, Any])
 
 
 def _apply_changes(w: lmdb.Transaction, ddbs: dict, txn: lmdb.Transaction, src: dict, gone: np.ndarray,
-                   new: np.ndarray, index: ExactIndex | HnswIndex, ckpt: dict | None) -> None:
+                   new: np.ndarray, index: ExactIndex | HnswIndex, ckpt: dict | None, tenant: str) -> None:
     """Phase 2, one transaction on the new environment: the records written since the
-    snapshot, the small databases whole, and the new index's kind and checkpoint."""
+    snapshot, the small databases whole, and the new index's kind and checkpoint. Values
+    are copied as stored (with their CRC32); the ids of records are read checked."""
     ids, recs, vecs = ddbs["ids"], ddbs["recs"], ddbs["vecs"]
     for lab in gone.tolist():
         lb = pack_label(lab)
         raw = w.get(lb, db=recs)
         if raw is not None:
-            rid = unpackb(raw)[0].encode("utf-8")
-            if w.get(rid, db=ids) == lb:
+            rid = open_record(raw, tenant, lab)[0].encode("utf-8")
+            if w.get(rid, db=ids) == seal(lb):
                 w.delete(rid, db=ids)
         w.delete(lb, db=recs)
         w.delete(lb, db=vecs)
@@ -311,7 +312,7 @@ def _apply_changes(w: lmdb.Transaction, ddbs: dict, txn: lmdb.Transaction, src: 
         raw = txn.get(lb, db=src["recs"])
         w.put(lb, raw, db=recs)
         w.put(lb, txn.get(lb, db=src["vecs"]), db=vecs)
-        w.put(unpackb(raw)[0].encode("utf-8"), lb, db=ids)
+        w.put(open_record(raw, tenant, lab)[0].encode("utf-8"), seal(lb), db=ids)
     for name in _SMALL_DBS:
         w.drop(ddbs[name], delete=False)
         append = not ddbs[name].flags(w).get("dupsort")
@@ -351,7 +352,7 @@ def _swap(shard: Shard, tmp: str, index: ExactIndex | HnswIndex, seq: int) -> No
     except BaseException:
         # the files are the old or the new ones, each consistent: reopen what is there
         shard._reopen_env()
-        with shard._env.begin() as txn:
+        with shard.read_txn() as txn:
             shard._rebuild_index(txn)
         shard._dirty = shard.kind == "hnsw"
         raise

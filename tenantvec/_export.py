@@ -18,6 +18,7 @@ renames it into place: a refused file leaves nothing behind.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -32,7 +33,8 @@ import lmdb
 import msgpack
 import numpy as np
 
-from ._codec import check_documents, check_metadata, check_vectors, pack_label, packb, unpackb
+from ._checksum import open_record, open_vector, seal
+from ._codec import check_documents, check_metadata, check_vectors, pack_label, packb, unpack_label
 from ._ids import HASHED_ID_FILE, check_record_ids, check_tenant_id
 from ._maintenance import _close_unloaded, _open_files, _open_unloaded
 from ._options import check_dim, check_metric
@@ -97,7 +99,7 @@ def export_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
     store._check_open()
     shard = store._manager.pin(tenant_id)
     try:
-        shard._begin_read()  # a read-only store follows the writer's latest files first
+        shard._begin_read(inactive_ok=True)  # a read-only store follows the writer's latest files first
         shard._lock.release_read()
         # the compaction lock keeps the environment from being swapped under us; the
         # long-read gate keeps a writer from growing the map under our read transaction
@@ -109,7 +111,7 @@ def export_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
 
 def _export_shard(shard: Shard, path: str, progress: Progress | None) -> ExportReport:
     partial = path + ".partial"
-    with shard._env.begin() as txn:
+    with shard.read_txn() as txn:
         count = txn.stat(shard._ids)["entries"]
         wm_count = txn.stat(shard.wm_db)["entries"]
         header = {
@@ -130,10 +132,11 @@ def _export_shard(shard: Shard, path: str, progress: Progress | None) -> ExportR
                 out.write(MAGIC)
                 out.write(packb(header))
                 written = 0
-                vecs_get, vecs_db = txn.get, shard._vecs
-                for lb, raw in txn.cursor(db=shard._recs):
-                    rec = unpackb(raw)
-                    vec = vecs_get(lb, db=vecs_db)
+                vecs_get, vecs_db, tid, dim = txn.get, shard._vecs, shard.tenant_id, shard.dim
+                for lb, raw in txn.cursor(db=shard._recs):  # exported decoded: checked, without CRC32
+                    lab = unpack_label(lb)
+                    rec = open_record(raw, tid, lab)
+                    vec = open_vector(vecs_get(lb, db=vecs_db), tid, lab, dim, rec[0])
                     out.write(packb([rec[0], rec[1], rec[2], rec[3], rec[4], vec]))
                     written += 1
                     if progress is not None and written % _BATCH == 0:
@@ -299,7 +302,9 @@ def import_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
                 raise CorruptExport(f"{path!r}: data after the last record")
         try:
             os.rename(tmp, final)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
             raise TenantExists(f"tenant {tenant_id!r} already exists in {str(store.path)!r}") from None
         _fsync_dir(str(final.parent))
     except BaseException as exc:
@@ -358,7 +363,7 @@ def _fill(store: Store, tenant_id: str, tmp: str, header: dict, unpacker: msgpac
     if kind == "hnsw":
         shard = _open_unloaded(tmp, tenant_id, store.options, readonly=False)
         try:
-            with shard._env.begin() as txn:
+            with shard.read_txn() as txn:
                 shard._rebuild_index(txn)
             shard._dirty = True
             shard.flush()
@@ -405,8 +410,8 @@ def _write_batch(f: Any, first: int, rows: list[list]) -> None:
     def body(txn: lmdb.Transaction) -> None:
         for i, (rid, meta, doc, created, updated, vec) in enumerate(rows):
             lb = pack_label(first + i)
-            txn.put(rid.encode("utf-8"), lb, db=ids)
-            txn.put(lb, packb([rid, meta, doc, created, updated]), db=recs)
-            txn.put(lb, vec.tobytes(), db=vecs)
+            txn.put(rid.encode("utf-8"), seal(lb), db=ids)  # stored with their CRC32
+            txn.put(lb, seal(packb([rid, meta, doc, created, updated])), db=recs)
+            txn.put(lb, seal(vec.tobytes()), db=vecs)
 
     _write(f, body)

@@ -24,6 +24,10 @@ past the chunks read so far are looked up in LMDB. Writes keep the copy current:
 only grow, so a new record is past the chunks read (the next chunk reads it) unless the
 copy is complete, in which case it is added directly.
 
+The packed bytes are the stored values, CRC32 included (see ``tenantvec._checksum``):
+a record is checked when it is decoded, once, and one that fails its checksum raises
+``CorruptShard`` instead of becoming a hit.
+
 Callers hold the shard's read lock (queries) or write lock (writes), so LMDB does not
 change while a chunk is read; concurrent readers serialise on this object's lock when
 they read a chunk or store a decoded record (two may decode the same record; one keeps it).
@@ -40,6 +44,7 @@ from typing import Any
 import lmdb
 
 from ._capacity import HOT_SLOT_BYTES
+from ._checksum import CRC_BYTES, RECORD, damaged, intact
 from ._codec import labels_from_bytes, pack_label, packb, unpackb
 from ._types import Hit
 
@@ -56,11 +61,12 @@ _ENTRY_FIXED = HOT_SLOT_BYTES + getsizeof(("", None, b"", 0)) + getsizeof(1 << 2
 
 
 def decode(raw: bytes) -> Entry:
-    """The entry of one packed record ``[id, metadata, document, ...]``, with its size:
+    """The entry of one stored record ``[id, metadata, document, ...]`` + CRC32 (checked
+    by the caller), with its size:
     its objects plus the tuple, the dict slot and the label key. Metadata keys are counted
     per record, though msgpack interns them (records that share a key share one string):
     an upper bound, right for keys unique to each record."""
-    rec = unpackb(raw)
+    rec = unpackb(raw[:-CRC_BYTES])
     rid, meta, doc = rec[0], rec[1], rec[2]
     size = _ENTRY_FIXED + getsizeof(rid) + (getsizeof(doc) if doc is not None else 0)
     if all(type(v) in _SCALARS for v in meta.values()):
@@ -86,7 +92,8 @@ _set_hit = tuple(Hit.__dict__[name].__set__ for name in ("id", "distance", "meta
 class HotRecords:
     """Records by label: complete, or read up to (excluding) label ``next``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant  # names the tenant in errors
         self._recs: dict[int, Stored] = {}
         self._next: int | None = 0  # first label not read yet; None once complete
         self._lock = threading.Lock()
@@ -153,7 +160,12 @@ class HotRecords:
 
     def _decode(self, label: int, raw: bytes) -> Entry:
         """Decode a packed record and keep the entry, unless another reader did so first
-        or the record is not one this copy holds (an LMDB fallback)."""
+        or the record is not one this copy holds (an LMDB fallback).
+
+        :raises CorruptShard: the record fails its checksum.
+        """
+        if not intact(raw):
+            raise damaged(self.tenant, label, None, RECORD)
         entry = decode(raw)
         with self._lock:
             if self._recs.get(label) is raw:

@@ -23,14 +23,15 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 import numpy as np
 
+from ._checksum import CRC_BYTES, ID_MAP, RECORD, VECTOR, intact, rows_view, seal
 from ._codec import pack_label, packb, unpack_label, unpackb
 from ._ids import HASHED_ID_FILE, check_tenant_id
 from ._index import ExactIndex, HnswIndex, prepare_query
 from ._lmdbfile import check_data_file
 from ._options import METRICS, StoreOptions
-from ._shard import _DB_NAMES, _READER_MAP_SIZE, FORMAT_VERSION, INDEX_FILE, Shard, _crc_of
-from ._storage import MAX_READERS, reserve_lock_file
-from .errors import CorruptShard, StorageFull, TenantNotFound, TenantVecError
+from ._shard import _DB_NAMES, _READER_MAP_SIZE, FORMAT_UNSEALED, FORMAT_VERSION, INDEX_FILE, Shard, _crc_of
+from ._storage import MAX_READERS, reserve_lock_file, storage_error
+from .errors import CorruptShard, TenantNotFound, TenantVecError
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -117,10 +118,12 @@ def _open_files(path: str, tenant_id: str, *, write: bool, map_size: int = 0) ->
             path, readonly=not write, create=False, max_dbs=len(_DB_NAMES), readahead=False,
             map_size=map_size if write else _READER_MAP_SIZE, max_readers=MAX_READERS,
         )
-    except StorageFull:
+    except TenantVecError:
         raise
-    except (lmdb.Error, OSError) as exc:
+    except FileNotFoundError as exc:  # a tenant directory without its data file
         raise CorruptShard(f"tenant {tenant_id!r}: cannot open LMDB environment in {path}: {exc}") from exc
+    except (lmdb.Error, OSError) as exc:  # damage is CorruptShard; no fds, memory, permission: StorageError
+        raise storage_error(exc, f"tenant {tenant_id!r}: cannot open LMDB environment", path) from exc
     try:
         files = _Files(env)
         for name in _DB_NAMES:
@@ -218,7 +221,8 @@ class _Findings:
     records: int = 0
     drop: dict[int, str] = field(default_factory=dict)  # label -> why its record goes
     drop_vecs: list[int] = field(default_factory=list)  # vectors without a record
-    drop_ids: list[bytes] = field(default_factory=list)  # dangling id -> label entries
+    drop_ids: list[bytes] = field(default_factory=list)  # dangling or damaged id -> label entries
+    names: dict[int, str] = field(default_factory=dict)  # label -> id of records dropped, where known
     restore_ids: dict[bytes, bytes] = field(default_factory=dict)  # id -> label to re-map
     next_label: int | None = None  # raise meta next_label to this
     rebuild_index: bool = False
@@ -248,7 +252,13 @@ def _check_meta(f: _Files, txn: lmdb.Transaction, tenant_id: str, path: str, out
         out.problems.append(f"shard metadata is missing {', '.join(missing)}")
         out.fatal = True
         return None
-    if meta[b"format"] != FORMAT_VERSION:
+    if meta[b"format"] == FORMAT_UNSEALED:  # a writable store upgrades it first (see verify_tenant)
+        out.problems.append(
+            f"shard format {FORMAT_UNSEALED} (written by an older tenantvec) has no record checksums; "
+            "open the store once without readonly=True (or run `tenantvec verify --fix`) to upgrade it"
+        )
+        out.fatal = True
+    elif meta[b"format"] != FORMAT_VERSION:
         out.problems.append(f"shard format {meta[b'format']!r} is not supported (this tenantvec reads {FORMAT_VERSION})")
         out.fatal = True
     if meta[b"tenant"] != tenant_id:
@@ -263,6 +273,8 @@ def _check_meta(f: _Files, txn: lmdb.Transaction, tenant_id: str, path: str, out
             with open(hashed, encoding="utf-8") as fh:
                 if fh.read() != tenant_id:
                     out.problems.append(f"{HASHED_ID_FILE} does not name tenant {tenant_id!r}")
+        except UnicodeDecodeError:
+            out.problems.append(f"{HASHED_ID_FILE} does not name tenant {tenant_id!r} (it is not UTF-8)")
         except OSError:
             out.problems.append(f"{HASHED_ID_FILE} is missing (the tenant is not listed)")
     dim, metric = meta[b"dim"], meta[b"metric"]
@@ -287,8 +299,11 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
             continue
         lab = unpack_label(lb)
         max_label = max(max_label, lab)
+        if not intact(raw):
+            out.drop[lab] = f"fails its checksum ({RECORD})"
+            continue
         try:
-            rec = unpackb(raw)
+            rec = unpackb(raw[:-CRC_BYTES])
         except Exception:
             rec = None
         if not _valid_record(rec):
@@ -308,14 +323,17 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
         vec_labels.append(lab)
         if lab not in recs and lab not in out.drop:
             out.drop_vecs.append(lab)
-        elif len(raw) != 4 * dim:
-            out.drop.setdefault(lab, f"has a vector of {len(raw) // 4} dimensions, expected {dim}")
+        elif not intact(raw):
+            out.drop.setdefault(lab, f"fails its checksum ({VECTOR})")
+            bad_vec += 1
+        elif len(raw) != 4 * dim + CRC_BYTES:
+            out.drop.setdefault(lab, f"has a vector of {(len(raw) - CRC_BYTES) // 4} dimensions, expected {dim}")
             bad_vec += 1
         else:
             good_keys.append(lab)
             good_vals.append(raw)
     if good_vals:
-        mat = np.frombuffer(b"".join(good_vals), dtype=np.float32).reshape(len(good_vals), dim)
+        mat = rows_view(b"".join(good_vals), len(good_vals), dim)
         bad = ~np.isfinite(mat).all(axis=1)
         if metric == "cosine":
             bad |= ~mat.any(axis=1)
@@ -330,8 +348,13 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
     mapped: dict[bytes, int] = {}
     named: dict[int, bytes] = {}  # label -> id, for entries of records being dropped
     dangling = 0
+    bad_ids: list[bytes] = []  # entries failing their checksum: dropped, their records re-mapped
     for idb, lb in txn.cursor(db=f.dbs["ids"]):
-        lab = unpack_label(lb) if len(lb) == 8 else -1
+        if not intact(lb):
+            bad_ids.append(idb)
+            out.drop_ids.append(idb)
+            continue
+        lab = unpack_label(lb[:8]) if len(lb) == 8 + CRC_BYTES else -1
         if lab >= 0 and live.get(lab) == idb:
             mapped[idb] = lab
             continue
@@ -346,7 +369,7 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
         if rid in mapped:  # the id belongs to another (newer) record
             out.drop[lab] = f"duplicates id {rid.decode(errors='replace')!r} of label {mapped[rid]}"
         else:
-            out.restore_ids[rid] = pack_label(lab)
+            out.restore_ids[rid] = seal(pack_label(lab))
     live = {lab: rid for lab, rid in live.items() if lab not in out.drop}
     max_label = max(live, default=-1)  # not the dropped ones: a damaged key may read as any label
     if max_label >= next_label:
@@ -354,12 +377,16 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
     # report
     for lab, why in sorted(out.drop.items()):
         rid = recs.get(lab) or named.get(lab)
-        who = f" (id {rid.decode(errors='replace')!r})" if rid else ""
+        if rid:
+            out.names[lab] = rid.decode(errors="replace")
+        who = f" (id {out.names[lab]!r})" if rid else ""
         out.problems.append(f"record label {lab}{who} {why}")
     if out.drop_vecs:
         out.problems.append(f"{len(out.drop_vecs)} vectors have no record (e.g. label {out.drop_vecs[0]})")
+    for idb in bad_ids:
+        out.problems.append(f"id map entry {idb.decode(errors='replace')!r} fails its checksum ({ID_MAP})")
     if dangling:
-        example = next(i for i in out.drop_ids if i not in named.values())
+        example = next(i for i in out.drop_ids if i not in named.values() and i not in bad_ids)
         out.problems.append(
             f"{dangling} id map entries point to no matching record (e.g. {example.decode(errors='replace')!r})"
         )
@@ -440,12 +467,12 @@ def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findin
     pick = np.sort(want[rng.choice(len(want), size=min(sample, len(want)), replace=False)])
     with shard._env.begin() as txn:
         raws = [txn.get(pack_label(lab), db=shard._vecs) for lab in pick.tolist()]
-    lost = [int(lab) for lab, raw in zip(pick.tolist(), raws) if raw is None or len(raw) != 4 * shard.dim]
+    lost = [int(lab) for lab, raw in zip(pick.tolist(), raws) if raw is None or len(raw) != 4 * shard.dim + CRC_BYTES]
     if lost:  # listed by a cursor, not found by a lookup: keys out of order in the data file
         out.problems.append(f"the vector of label {lost[0]} cannot be looked up: LMDB's key order is damaged. {_NO_REPAIR}")
         out.fatal = True
         return
-    mat = np.frombuffer(b"".join(raws), dtype=np.float32).reshape(len(pick), shard.dim)
+    mat = rows_view(b"".join(raws), len(pick), shard.dim)  # their CRC32s were checked with the records
     prepared = prepare_query(shard.metric, mat)
     held = index.get_vectors(pick)
     if not np.allclose(held, prepared, atol=1e-4, rtol=1e-3):
@@ -493,7 +520,7 @@ def _check_index(shard: Shard, live: dict[int, bytes], sample: int, out: _Findin
 
 def _examine(store: Store, tenant_id: str, path: str, sample: int) -> _Findings:
     try:  # LMDB's own structure first: LMDB trusts it, and damage there kills the process
-        why = check_data_file(os.path.join(path, "data.mdb"), cached=False)
+        why = check_data_file(os.path.join(path, "data.mdb"), cached=False, full=True)
     except OSError:
         why = None  # missing or unreadable: opening the environment reports it
     if why is not None:
@@ -548,7 +575,7 @@ def _examine_files(store: Store, tenant_id: str, path: str, sample: int) -> _Fin
             with shard._env.begin() as txn:
                 seq = shard._get_meta(txn, b"seq")
                 if seq == shard._loaded_seq:
-                    live = {unpack_label(lb): idb for idb, lb in txn.cursor(db=shard._ids)}
+                    live = {unpack_label(lb[:8]): idb for idb, lb in txn.cursor(db=shard._ids)}
                     break
             shard._refresh()
         if live is None:
@@ -568,11 +595,12 @@ def _repair(store: Store, tenant_id: str, path: str, found: _Findings) -> list[s
         with _open_files(path, tenant_id, write=True, map_size=store.options.map_size) as f:
             _repair_lmdb(f, found)
         if found.drop:
-            done.append(f"removed {len(found.drop)} unusable records (labels {_short(sorted(found.drop))})")
+            which = [f"{lab} (id {found.names[lab]!r})" if lab in found.names else str(lab) for lab in sorted(found.drop)]
+            done.append(f"removed {len(found.drop)} unusable records (labels {_short(which)})")
         if found.drop_vecs:
             done.append(f"removed {len(found.drop_vecs)} vectors without a record")
         if found.drop_ids:
-            done.append(f"removed {len(found.drop_ids)} dangling id map entries")
+            done.append(f"removed {len(found.drop_ids)} dangling or damaged id map entries")
         if found.restore_ids:
             done.append(f"re-mapped {len(found.restore_ids)} records missing from the id map")
         if found.next_label:
@@ -623,10 +651,24 @@ def _short(items: list[Any], n: int = 5) -> str:
     return head + (", ..." if len(items) > n else "")
 
 
+def _upgrade_unsealed(store: Store, tenant_id: str, path: str) -> str | None:
+    """Upgrade a format-1 shard (no record checksums) as a writer opening it would, so that
+    a writable store verifies every record's checksum; returns a note when it did."""
+    try:
+        with _open_files(path, tenant_id, write=False) as f, f.env.begin() as txn:
+            if f.get_meta(txn, b"format") != FORMAT_UNSEALED or f.get_meta(txn, b"tenant") != tenant_id:
+                return None
+        _close_unloaded(_open_unloaded(path, tenant_id, store.options, readonly=False))
+    except (TenantVecError, lmdb.Error, ValueError):
+        return None  # the examination reports what is wrong
+    return f"upgraded shard format {FORMAT_UNSEALED} to {FORMAT_VERSION}: added CRC32 checksums to every record"
+
+
 def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: int = VERIFY_SAMPLE) -> VerifyReport:
     """Check one tenant's files; with ``fix``, repair what LMDB allows and check again.
 
-    Checks: the stored tenant id matches the directory; every record decodes; vectors
+    Checks: the stored tenant id matches the directory; every record, vector and id map
+    entry passes its CRC32 and every record decodes; vectors
     are finite with the tenant's dimension; the id map and the records agree; the index
     snapshot matches its checkpoint (size, CRC32, sequence) and the op log has no gap;
     the loaded index holds exactly the live records, a search can reach each of them,
@@ -637,11 +679,16 @@ def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: in
     if fix:
         store._check_writable(f"repair tenant {tenant_id!r}")
     with store._manager.exclusive(tenant_id):
+        upgraded = None if store.readonly else _upgrade_unsealed(store, tenant_id, path)
         found = _examine(store, tenant_id, path, sample)
+        if upgraded:
+            found.notes.insert(0, upgraded)
         if not found.problems or not fix:
             return VerifyReport(tenant_id, not found.problems, found.records, tuple(found.problems),
                                 tuple(found.problems), (), tuple(found.notes))
         fixed = [] if found.fatal else _repair(store, tenant_id, path, found)
         after = _examine(store, tenant_id, path, sample)
+        if upgraded:
+            after.notes.insert(0, upgraded)
     return VerifyReport(tenant_id, not after.problems, after.records, tuple(after.problems),
                         tuple(found.problems), tuple(fixed), tuple(after.notes))

@@ -61,9 +61,10 @@ class ShardManager:
         """Return the tenant's hot shard, loading it if needed, with one more pin.
 
         Waits while the tenant is being loaded, closed or held by a lifecycle call
-        (:meth:`exclusive`). A hot shard whose files a writer process dropped or
-        replaced by a new incarnation (``shard.gone``, read-only stores) is closed once
-        its running calls end, and the tenant is loaded again from its files.
+        (:meth:`exclusive`). A read-only shard first checks that it still serves the
+        tenant's current files (:meth:`Shard.follow`); one whose files a writer process
+        dropped or replaced by a new incarnation (``shard.gone``) is closed once its
+        running calls end, and the tenant is loaded again from its files.
 
         :raises TenantNotFound, CorruptShard: from opening the shard.
         """
@@ -78,12 +79,18 @@ class ShardManager:
                         self._hot.move_to_end(tenant_id)
                         shard.pins += 1
                         self.hits += 1
-                        return shard
-                    event = self._transit[tenant_id] = threading.Event()
-                    if shard is not None:
-                        self._unhot_locked(tenant_id, shard)
-                    self.misses += 1
-                    break
+                        if not shard.readonly:
+                            return shard
+                    else:
+                        event = self._transit[tenant_id] = threading.Event()
+                        if shard is not None:
+                            self._unhot_locked(tenant_id, shard)
+                        self.misses += 1
+                        break
+            if event is None:  # a hot read-only shard: does it still serve the current files?
+                if self._follows(shard):
+                    return shard
+                continue
             event.wait()
         try:
             if shard is not None:  # gone: close it once its calls end, then load anew
@@ -119,6 +126,18 @@ class ShardManager:
                 return
             victims = self._select_victims_locked()
         self._close_victims(victims)
+
+    def _follows(self, shard: Shard) -> bool:
+        """Whether a pinned read-only shard still serves its tenant's files; when not (or
+        when checking fails) its pin is released (the next pin loads the files anew)."""
+        try:
+            if shard.follow():
+                return True
+        except BaseException:
+            self.unpin(shard)
+            raise
+        self.unpin(shard)
+        return False
 
     def _unhot_locked(self, tenant_id: str, shard: Shard) -> None:
         del self._hot[tenant_id]
@@ -225,21 +244,27 @@ class ShardManager:
         that read files without loading (see :meth:`exclusive` to force a tenant cold).
         """
         while True:
+            pinned = False
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
                 event = self._transit.get(tenant_id)
                 shard = self._hot.get(tenant_id)
-                if event is None and shard is not None and not shard.gone:
-                    shard.pins += 1
-                    break
                 if event is None and shard is None:
                     event = self._transit[tenant_id] = threading.Event()
                     break
-            if event is None:  # a gone shard: load and close it through pin
-                self.unpin(self.pin(tenant_id))
-            else:
+                if event is None and not shard.gone:
+                    shard.pins += 1
+                    if not shard.readonly:
+                        break
+                    pinned = True
+            if event is not None:
                 event.wait()
+            elif pinned:
+                if self._follows(shard):
+                    break
+            else:  # a gone shard: close it and load the files anew through pin
+                self.unpin(self.pin(tenant_id))
         if shard is not None:
             try:
                 yield shard

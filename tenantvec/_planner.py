@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 import lmdb
 import numpy as np
 
-from ._codec import pack_label
 from ._filters import Node
 from ._index import prepare_query
 from ._index._exact import direct_distances, top_k
@@ -57,13 +56,11 @@ def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: n
     metric = shard.metric
     pq = prepare_query(metric, qs)
     payload = shard.payload(txn)
-    get, vecs_db = txn.get, shard._vecs
     out = []
     for i in range(len(pq)):
         idx, _ = top_k(payload.approx_scores(labels, pq[i]), min(len(labels), _rescored(k)))
         cand = labels[idx]
-        raw = b"".join(get(pack_label(lab), db=vecs_db) for lab in cand.tolist())
-        mat = prepare_query(metric, np.frombuffer(raw, dtype=np.float32).reshape(len(cand), shard.dim))
+        mat = prepare_query(metric, shard.read_vectors(txn, cand))  # checked against their CRC32
         exact = direct_distances(metric, mat, pq[i])
         best, d = top_k(exact, min(k, len(cand)))
         out.append((cand[best], d))

@@ -4,11 +4,16 @@ LMDB layout (named databases inside ``<tenant dir>/data.mdb``)::
 
     meta   b"format" b"tenant" b"uuid" b"dim" b"metric" b"kind" b"seq" b"next_label"
            b"ckpt" b"active" b"created" b"last_write" b"hnsw"     -> msgpack values
-    ids    record id (utf-8)            -> label (8-byte big-endian)
-    recs   label                        -> msgpack [id, metadata, document, created, updated]
-    vecs   label                        -> float32 vector bytes (as given, not normalised)
+    ids    record id (utf-8)            -> label (8-byte big-endian) + CRC32
+    recs   label                        -> msgpack [id, metadata, document, created, updated] + CRC32
+    vecs   label                        -> float32 vector bytes (as given, not normalised) + CRC32
     oplog  seq (8-byte big-endian)      -> msgpack [op, labels]  (HNSW shards only)
     wm     working memory               -> (see tenantvec.memory)
+
+Values of ``ids``, ``recs`` and ``vecs`` end in their CRC32 (format 2, see
+``tenantvec._checksum``): a value that fails it is never served (``CorruptShard``), and
+``verify`` reports and drops it. A writer opening a format-1 shard (no checksums) adds
+them in one transaction; a read-only opener refuses it until a writer has opened it once.
 
 Labels are never re-used; an upsert gives the record a new label and tombstones the
 old one. The HNSW snapshot (``index.hnsw``) is derived: ``meta[ckpt]`` records the
@@ -35,6 +40,20 @@ from typing import Any
 import lmdb
 import numpy as np
 
+from ._checksum import (
+    CRC_BYTES,
+    VECTOR,
+    damaged,
+    first_damaged,
+    open_label,
+    open_record,
+    open_vector,
+    rows_view,
+    seal,
+    seal_database,
+    seal_rows,
+    stored_id,
+)
 from ._codec import (
     check_documents,
     check_k,
@@ -58,23 +77,25 @@ from ._options import StoreOptions
 from ._payload import PayloadIndex
 from ._planner import plan_query
 from ._rwlock import RWLock
-from ._storage import MAX_READERS, reserve_lock_file, translated
+from ._storage import MAX_READERS, reserve_lock_file, storage_error, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     CorruptShard,
     DuplicateId,
     InvalidArgument,
     ReadOnlyStore,
-    StorageFull,
     StoreClosed,
     StoreLocked,
+    TenantInactive,
     TenantNotFound,
     TenantVecError,
 )
 
 log = logging.getLogger("tenantvec")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Format 1 stored records, vectors and id map entries without their CRC32.
+FORMAT_UNSEALED = 1
 INDEX_FILE = "index.hnsw"
 #: Work directories of compactions (tenantvec._compact) inside a shard's directory.
 COMPACT_PREFIX = ".compact-"
@@ -205,7 +226,7 @@ class Shard:
         self._env: lmdb.Environment | None = None
         self._payload: PayloadIndex | None = None
         self._payload_lock = threading.Lock()
-        self._hot = HotRecords()
+        self._hot = HotRecords(tenant_id)
         self._compact_lock = threading.Lock()  # one compaction at a time (see _compact)
         #: held (shared) by read transactions that run without the shard lock (export,
         #: compaction's copy); growing the LMDB map takes it alone (see ``write_txn``)
@@ -266,7 +287,9 @@ class Shard:
         self._env = self._open_env()
         try:
             self._open_dbs()
-            with self._env.begin() as txn:
+            if not readonly:
+                self._upgrade_format()
+            with self.read_txn() as txn:
                 self._load_meta(txn)
                 if load_index:
                     self._load_index(txn)
@@ -304,7 +327,7 @@ class Shard:
                 readahead=False,
                 max_readers=MAX_READERS,
             )
-        except StorageFull:
+        except TenantVecError:
             raise
         except (lmdb.Error, OSError) as exc:
             if not os.path.isfile(os.path.join(self.path, "data.mdb")):  # dropped under us
@@ -314,9 +337,9 @@ class Shard:
                     f"tenant {self.tenant_id!r} is open in this process through another Store (LMDB allows "
                     "one environment per file per process); use that Store, or read from another process"
                 ) from exc
-            raise CorruptShard(
-                f"tenant {self.tenant_id!r}: cannot open LMDB environment in {self.path}: {exc}"
-            ) from exc
+            # damage is named by the check above or by LMDB (CorruptShard); anything else
+            # (no file descriptors, no memory, permissions) is a StorageError
+            raise storage_error(exc, f"tenant {self.tenant_id!r}: cannot open LMDB environment", self.path) from exc
         clear_stale_readers(env, self.tenant_id)
         return env
 
@@ -331,21 +354,21 @@ class Shard:
     def _reopen_env(self) -> None:
         """Close and reopen the LMDB environment after compaction replaced its files;
         reloads the metadata, keeps the in-memory index. The caller holds the write lock.
-        If the files cannot be opened the shard is closed (and, read-only, ``gone``)."""
+        If the files cannot be opened the shard is closed and ``gone``."""
         if self._env is not None:
             self._env.close()
             self._env = None
         try:
             self._env = self._open_env()
             self._open_dbs()
-            with self._env.begin() as txn:
+            with self.read_txn() as txn:
                 self._load_meta(txn)
         except BaseException:
             if self._env is not None:
                 self._env.close()
                 self._env = None
             self._closed = True
-            self.gone = self.readonly
+            self.gone = True  # the manager closes it and loads the tenant anew
             raise
 
     def follow(self) -> bool:
@@ -360,16 +383,22 @@ class Shard:
             return False
         if not self._files_moved():
             return True
-        with self._lock.write():
+        # an export's long read transaction would not survive a reopen of its env
+        with self.long_reads.write(), self._lock.write():
             if self.gone or self._closed:
-                return False
+                return not self.gone  # closed: the call raises StoreClosed
             if not self._files_moved():
                 return True
             incarnation = self.uuid
             try:
                 self._reopen_env()
-            except (TenantNotFound, CorruptShard):
+            except TenantNotFound:
                 return False
+            except BaseException as exc:  # gone now: the next pin reports what the files say
+                err = storage_error(exc, f"tenant {self.tenant_id!r}", self.path)
+                if err is exc:
+                    raise
+                raise err from exc
             if self.uuid != incarnation:
                 log.info("tenant %r: the writer re-created this tenant; dropping the old incarnation", self.tenant_id)
                 self.gone = True
@@ -387,9 +416,30 @@ class Shard:
             return default
         return unpackb(raw)
 
+    def _upgrade_format(self) -> None:
+        """A writer opening a format-1 shard of this tenant seals every id map entry,
+        record and vector with its CRC32 and sets format 2, in one transaction (a crash
+        leaves format 1, upgraded on the next open). Anything else is left to _load_meta."""
+        with self.read_txn() as txn:
+            if (self._get_meta(txn, b"format", None) != FORMAT_UNSEALED
+                    or self._get_meta(txn, b"tenant", None) != self.tenant_id):
+                return
+
+        def body(txn: lmdb.Transaction) -> int:
+            if self._get_meta(txn, b"format") != FORMAT_UNSEALED:
+                return 0
+            done = sum(seal_database(txn, db) for db in (self._ids, self._recs, self._vecs))
+            txn.put(b"format", packb(FORMAT_VERSION), db=self._meta)
+            return done
+
+        t0 = time.perf_counter()
+        done = self._write(body)
+        log.info("tenant %r: upgraded shard format %d to %d: added CRC32 checksums to %d stored values (%.2f s)",
+                 self.tenant_id, FORMAT_UNSEALED, FORMAT_VERSION, done, time.perf_counter() - t0)
+
     def _load_meta(self, txn: lmdb.Transaction) -> None:
         fmt = self._get_meta(txn, b"format")
-        if fmt != FORMAT_VERSION:
+        if fmt not in (FORMAT_VERSION, FORMAT_UNSEALED):
             raise CorruptShard(
                 f"tenant {self.tenant_id!r}: shard format {fmt!r} is not supported (this tenantvec reads {FORMAT_VERSION})"
             )
@@ -397,6 +447,11 @@ class Shard:
         if stored != self.tenant_id:
             raise CorruptShard(
                 f"tenant {self.tenant_id!r}: shard in {self.path} belongs to tenant {stored!r}; refusing to serve it"
+            )
+        if fmt == FORMAT_UNSEALED:  # only read-only openers get here: a writer upgrades it first
+            raise CorruptShard(
+                f"tenant {self.tenant_id!r}: shard format {fmt} (written by an older tenantvec) has no record "
+                "checksums; open the store once without readonly=True (or run `tenantvec verify --fix`) to upgrade it"
             )
         self.uuid: str = self._get_meta(txn, b"uuid")
         self.dim: int = self._get_meta(txn, b"dim")
@@ -413,12 +468,31 @@ class Shard:
 
     # ------------------------------------------------------------------ index build
     def _read_all_vectors(self, txn: lmdb.Transaction) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored vector: labels and an ``(n, dim)`` float32 view, each checked."""
         cur = txn.cursor(db=self._vecs)
         labels = labels_from_bytes(b"".join(cur.iternext(keys=True, values=False)))
-        mat = np.frombuffer(b"".join(cur.iternext(keys=False, values=True)), dtype=np.float32)
-        if mat.size != len(labels) * self.dim:
+        return labels, self._vectors(txn, labels, list(cur.iternext(keys=False, values=True)))
+
+    def read_vectors(self, txn: lmdb.Transaction, labels: np.ndarray | list[int]) -> np.ndarray:
+        """The stored vectors of ``labels`` (live records) as ``(n, dim)`` float32, checked."""
+        get, db = txn.get, self._vecs
+        raws = [get(pack_label(lab), db=db) or b"" for lab in np.asarray(labels).tolist()]
+        return self._vectors(txn, labels, raws)
+
+    def _vectors(self, txn: lmdb.Transaction, labels: np.ndarray | list[int], raws: list[bytes]) -> np.ndarray:
+        """Stored vector values of ``labels`` as an ``(n, dim)`` float32 view: every CRC32
+        in one C-level pass, one join, no copy per row.
+
+        :raises CorruptShard: a vector fails its checksum or has another dimension.
+        """
+        bad = first_damaged(raws)
+        if bad >= 0:
+            lab = int(labels[bad])
+            raise damaged(self.tenant_id, lab, stored_id(txn.get(pack_label(lab), db=self._recs)), VECTOR)
+        blob = b"".join(raws)
+        if len(blob) != len(raws) * (self.dim * 4 + CRC_BYTES):
             raise CorruptShard(f"tenant {self.tenant_id!r}: stored vectors do not have dimension {self.dim}")
-        return labels, mat.reshape(len(labels), self.dim)
+        return rows_view(blob, len(raws), self.dim)
 
     def build_index(self, kind: str, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
         """A new index of ``kind`` ("exact" or "hnsw") holding ``mat`` under ``labels``."""
@@ -455,7 +529,7 @@ class Shard:
         self.index = self.build_index(self.kind, *self._read_all_vectors(txn))
         self._loaded_seq = self._seq
         self._payload = None
-        self._hot = HotRecords()  # read again from LMDB by the next queries
+        self._hot = HotRecords(self.tenant_id)  # read again from LMDB by the next queries
         self.memory_changed = True
 
     def _load_index(self, txn: lmdb.Transaction) -> None:
@@ -551,7 +625,7 @@ class Shard:
                 keep.append(lab)
                 vecs.append(raw)
         if keep:
-            mat = np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(len(keep), self.dim)
+            mat = self._vectors(txn, keep, vecs)
             self.index.add(np.asarray(keep, dtype=np.int64), mat)
             if self._hot.complete:  # otherwise the next chunks read these records
                 self._hot.remember(keep, [txn.get(pack_label(lab), db=self._recs) for lab in keep])
@@ -565,6 +639,17 @@ class Shard:
         if self.readonly:
             raise ReadOnlyStore(f"tenant {self.tenant_id!r}: the store is open read-only")
 
+    def read_txn(self) -> lmdb.Transaction:
+        """A read transaction on the shard's environment. When every reader slot is
+        taken, the slots of dead processes (killed read-only processes leave theirs
+        behind) are cleared and the begin retried once."""
+        try:
+            return self._env.begin()
+        except lmdb.ReadersFullError:
+            if not clear_stale_readers(self._env, self.tenant_id):
+                raise
+            return self._env.begin()
+
     def _write(self, body: Callable[[lmdb.Transaction], Any]) -> Any:
         """Run ``body`` in a write transaction, growing the map and retrying when full."""
         return write_txn(self._env, body, f"tenant {self.tenant_id!r}", self.long_reads)
@@ -575,14 +660,17 @@ class Shard:
             raise TenantNotFound(f"tenant {self.tenant_id!r} was dropped by the writer process")
         with self._lock.read():  # not while another thread reopens or closes the env
             if self._closed:
-                return  # the caller raises StoreClosed
-            with self._env.begin() as txn:
+                return  # the caller raises StoreClosed (or TenantNotFound, gone)
+            with self.read_txn() as txn:
                 seq = self._get_meta(txn, b"seq")
+                self.active = self._get_meta(txn, b"active", True)  # set_active moves no seq
         if seq == self._loaded_seq:
             return
         self._lock.acquire_write()
         try:
-            with self._env.begin() as txn:
+            if self._closed:
+                return
+            with self.read_txn() as txn:
                 self._load_meta(txn)
                 if self.kind == self.index.kind == "hnsw":
                     ops = self._oplog_after(txn, self._loaded_seq)
@@ -602,27 +690,45 @@ class Shard:
         finally:
             self._lock.release_write()
 
-    def _begin_read(self) -> None:
-        if self._closed:
-            raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
+    def _begin_read(self, *, inactive_ok: bool = False) -> None:
+        """Take the read lock for one call (read-only shards catch up first).
+
+        :raises TenantInactive: the tenant is deactivated (checked under the lock, so a
+            call never runs after ``set_active(False)`` returned), unless ``inactive_ok``.
+        :raises TenantNotFound: a read-only shard whose tenant the writer dropped.
+        """
         if self.readonly:
             self._refresh()
         self._lock.acquire_read()
-        if self._closed:
+        if self._closed or not (self.active or inactive_ok):
             self._lock.release_read()
+            self._refuse()
+
+    def _refuse(self) -> None:
+        """Raise why this shard cannot serve a call (closed, gone or deactivated)."""
+        if self.gone:
+            raise TenantNotFound(f"tenant {self.tenant_id!r} was dropped by the writer process")
+        if self._closed:
             raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
+        raise TenantInactive(f"tenant {self.tenant_id!r} is deactivated (Store.activate re-enables it)")
 
     def _record(self, txn: lmdb.Transaction, lb: bytes, rec: list, include_vectors: bool) -> Record:
         vec = None
         if include_vectors:
-            vec = np.frombuffer(txn.get(lb, db=self._vecs), dtype=np.float32).copy()
+            raw = open_vector(txn.get(lb, db=self._vecs), self.tenant_id, unpack_label(lb), self.dim, rec[0])
+            vec = np.frombuffer(raw, dtype=np.float32).copy()
         return Record(rec[0], rec[1], rec[2], rec[3], rec[4], vec)
 
     def _scan(self, txn: lmdb.Transaction, pred: Callable[[list], bool] | None) -> Iterator[tuple[bytes, list]]:
+        tid = self.tenant_id
         for lb, raw in txn.cursor(db=self._recs):
-            rec = unpackb(raw)
+            rec = open_record(raw, tid, unpack_label(lb))
             if pred is None or pred(rec):
                 yield lb, rec
+
+    def _label_of(self, txn: lmdb.Transaction, rid: str) -> bytes | None:
+        """The label (8 bytes) the id map holds for ``rid``, checked; None when absent."""
+        return open_label(txn.get(rid.encode("utf-8"), db=self._ids), self.tenant_id, rid)
 
     # ------------------------------------------------------------------ writes
     def put(
@@ -650,10 +756,12 @@ class Shard:
         metas = check_metadata(metadata, n, tid)
         now = time.time()
         keys = [rid.encode("utf-8") for rid in id_list]
+        stored_vecs = seal_rows(vecs)  # each vector's bytes and CRC32
 
         self._lock.acquire_write()
         try:
-            self._check_open()
+            if self._closed or not self.active:
+                self._refuse()
             hnsw = self.kind == "hnsw"
             upgrade = not hnsw and len(self.index) + n > self.opts.hnsw_threshold
 
@@ -664,9 +772,10 @@ class Shard:
                     old = txn.get(kb, db=self._ids)
                     if old is None:
                         continue
+                    old = open_label(old, tid, id_list[i])
                     if not upsert:
                         raise DuplicateId(f"tenant {tid!r}: id {id_list[i]!r} already exists (use upsert to replace it)")
-                    rec = unpackb(txn.get(old, db=self._recs))
+                    rec = open_record(txn.get(old, db=self._recs), tid, unpack_label(old), id_list[i])
                     created[i] = rec[3]
                     self._delete_label(txn, old)
                     old_labels.append(unpack_label(old))
@@ -674,11 +783,11 @@ class Shard:
                 labels = np.arange(first, first + n, dtype=np.int64)
                 lbs = [pack_label(lab) for lab in labels.tolist()]
                 recs = [[id_list[i], metas[i], docs[i], created[i], now] for i in range(n)]
-                packed = [packb(rec) for rec in recs]
-                rows, width = memoryview(vecs).cast("B"), vecs.shape[1] * 4
+                packed = list(map(seal, map(packb, recs)))  # as stored and kept in memory: with CRC32
+                rows, width = memoryview(stored_vecs).cast("B"), stored_vecs.shape[1]
                 # one C call per database; labels only grow, and appending fills LMDB pages
                 # instead of splitting them (an append out of order would add nothing)
-                txn.cursor(db=self._ids).putmulti(zip(keys, lbs))
+                txn.cursor(db=self._ids).putmulti(zip(keys, map(seal, lbs)))
                 added = (
                     txn.cursor(db=self._recs).putmulti(zip(lbs, packed), append=True)[1],
                     txn.cursor(db=self._vecs).putmulti(
@@ -743,7 +852,7 @@ class Shard:
             if upgrade:
                 # from LMDB's vectors, the ones a reopen would build from: the exact index
                 # holds l2 rows re-centred in float32, one rounding away from them
-                with self._env.begin() as txn:
+                with self.read_txn() as txn:
                     index = self.build_index("hnsw", *self._read_all_vectors(txn))
                 self.index = index
                 self.kind = "hnsw"
@@ -757,7 +866,7 @@ class Shard:
         except Exception:
             # LMDB committed; the index is now suspect. Rebuild it from LMDB.
             log.exception("tenant %r: index update failed after commit; rebuilding from LMDB", self.tenant_id)
-            with self._env.begin() as txn:
+            with self.read_txn() as txn:
                 self._rebuild_index(txn)
             self._dirty = self.kind == "hnsw"
 
@@ -778,19 +887,23 @@ class Shard:
         compiled = compile_where(where)
         self._lock.acquire_write()
         try:
-            self._check_open()
+            if self._closed or not self.active:
+                self._refuse()
 
             def body(txn: lmdb.Transaction) -> tuple[list[int], int]:
                 targets: list[tuple[bytes, list]] = []
                 if id_list is not None:
                     seen = set()
                     for rid in id_list:
-                        lb = txn.get(rid.encode("utf-8"), db=self._ids)
+                        lb = self._label_of(txn, rid)
                         if lb is None or lb in seen:
                             continue
                         seen.add(lb)
-                        rec = unpackb(txn.get(lb, db=self._recs))
-                        if compiled is None or compiled[1](rec):
+                        if compiled is None:  # the record is not read: a damaged one can be deleted
+                            targets.append((lb, [rid]))
+                            continue
+                        rec = open_record(txn.get(lb, db=self._recs), tid, unpack_label(lb), rid)
+                        if compiled[1](rec):
                             targets.append((lb, rec))
                 else:
                     targets = list(self._matching(txn, compiled))
@@ -831,7 +944,7 @@ class Shard:
                     if unpack_label(lb) >= bound:
                         raise CorruptShard(f"tenant {self.tenant_id!r}: record label {unpack_label(lb)} is past "
                                            f"next_label {bound} (damaged; Store.verify repairs it)")
-                    payload.add(unpack_label(lb), unpackb(raw))
+                    payload.add(unpack_label(lb), open_record(raw, self.tenant_id, unpack_label(lb)))
                 if hnsw:
                     labels, mat = self._read_all_vectors(txn)
                     if len(labels) and int(labels.max()) >= bound:
@@ -865,7 +978,7 @@ class Shard:
             lb = pack_label(lab)
             raw = txn.get(lb, db=self._recs)
             if raw is not None:
-                yield lb, unpackb(raw)
+                yield lb, open_record(raw, self.tenant_id, lab)
 
     def _recs_count(self, txn: lmdb.Transaction) -> int:
         return txn.stat(self._ids)["entries"]
@@ -903,7 +1016,7 @@ class Shard:
             if single and compiled is None and not explain:  # the common query: no LMDB read
                 plan, rows = None, [self.index.nearest(qs[0], k)]
             else:
-                with self._env.begin() as txn:
+                with self.read_txn() as txn:
                     plan, results = plan_query(self, txn, qs, k, compiled, explain)
                 rows = [(labels.tolist(), dists.tolist()) for labels, dists in results]
             hot = self._hot
@@ -938,14 +1051,14 @@ class Shard:
         out: list[Record] = []
         self._begin_read()
         try:
-            with self._env.begin() as txn:
+            with self.read_txn() as txn:
                 if id_list is not None:
                     pred = compiled[1] if compiled else None
                     matches: Iterator[tuple[bytes, list]] = (
                         (lb, rec)
                         for lb, rec in (
-                            (lb, unpackb(txn.get(lb, db=self._recs)))
-                            for lb in (txn.get(r.encode("utf-8"), db=self._ids) for r in id_list)
+                            (lb, open_record(txn.get(lb, db=self._recs), tid, unpack_label(lb), r))
+                            for r, lb in ((r, self._label_of(txn, r)) for r in id_list)
                             if lb is not None
                         )
                         if pred is None or pred(rec)
@@ -970,7 +1083,7 @@ class Shard:
         compiled = compile_where(where)
         self._begin_read()
         try:
-            with self._env.begin() as txn:
+            with self.read_txn() as txn:
                 if compiled is None:
                     return self._recs_count(txn)
                 return int(np.count_nonzero(self.filter_mask(txn, compiled)))
@@ -987,9 +1100,9 @@ class Shard:
         return total
 
     def info(self, state: str) -> TenantInfo:
-        self._begin_read()
+        self._begin_read(inactive_ok=True)
         try:
-            with self._env.begin() as txn:
+            with self.read_txn() as txn:
                 count = self._recs_count(txn)
             params: dict[str, Any] = {"hnsw_threshold": self.opts.hnsw_threshold}
             if self.kind == "hnsw":

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -196,17 +197,6 @@ class Store:
     def _tenant_path(self, tenant_id: str) -> Path:
         return self.path / TENANTS_DIR / tenant_dir_name(tenant_id)
 
-    def _pin_current(self, tenant_id: str) -> Shard:
-        """Pin the tenant's shard; on a read-only store, one that still serves the
-        tenant's current files (a shard the writer dropped or re-created is let go and
-        the tenant loaded again)."""
-        manager = self._manager
-        while True:
-            shard = manager.pin(tenant_id)
-            if not self.readonly or shard.follow():
-                return shard
-            manager.unpin(shard)  # gone: the next pin closes it and loads the files anew
-
     def _open_shard(self, tenant_id: str) -> Shard:
         path = self._tenant_path(tenant_id)
         if not (path / "data.mdb").is_file():
@@ -244,7 +234,9 @@ class Store:
                 incarnation = Shard.create(str(tmp), tenant_id, dim, metric, self.options)
                 try:
                     os.rename(tmp, final)  # atomic; fails if another creator won
-                except OSError:
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
                     raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}") from None
                 fsync_dir(final.parent)
             except BaseException:
@@ -272,7 +264,8 @@ class Store:
             except TenantExists:
                 pass
         # Loads the tenant (as its first call would) to bind the handle to this incarnation.
-        shard = self._pin_current(tenant_id)
+        with translated(f"tenant {tenant_id!r}", str(self._tenant_path(tenant_id))):
+            shard = self._manager.pin(tenant_id)
         try:
             if dim is not None and dim != shard.dim:
                 raise DimensionMismatch(f"tenant {tenant_id!r} has dim {shard.dim}; asked for dim={dim}")
@@ -303,7 +296,9 @@ class Store:
             if name.startswith("~"):
                 try:
                     tid = (Path(entry.path) / HASHED_ID_FILE).read_text(encoding="utf-8")
-                except OSError:
+                except (OSError, UnicodeDecodeError):  # missing or damaged: unlisted (verify reports it)
+                    continue
+                if tenant_dir_name(tid) != name:
                     continue
             else:
                 tid = tenant_id_from_dir_name(name)
@@ -481,7 +476,8 @@ class Tenant:
         store = self._store
         store._check_open()
         try:
-            shard = store._pin_current(self._id)
+            with translated(f"tenant {self._id!r}", str(store._tenant_path(self._id))):
+                shard = store._manager.pin(self._id)
         except TenantNotFound:
             raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant") from None
         if shard.uuid != self._uuid:

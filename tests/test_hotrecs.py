@@ -15,6 +15,7 @@ import pytest
 import tenantvec
 from tenantvec import _hotrecs
 from tenantvec._capacity import hot_records_bytes
+from tenantvec._checksum import seal
 from tenantvec._codec import packb, unpack_label
 from tenantvec._hotrecs import decode, stored_bytes
 
@@ -104,7 +105,7 @@ def test_reload_and_rebuild_start_a_new_copy(tmp_path, small_chunks):
 
 def test_missing_record_is_skipped_not_raised(tmp_path):
     """A read-only view can see an index label whose record the writer has deleted since."""
-    hot = _hotrecs.HotRecords()
+    hot = _hotrecs.HotRecords("t")
     with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
         t = store.create_tenant("t")
         t.add(np.eye(DIM, dtype=np.float32), ids=list("abcd"))
@@ -147,11 +148,12 @@ def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_pat
 
 
 def test_entries_share_strings_and_keep_metadata_private():
-    flat = packb(["a", {"kind": "fact", "n": 1, "w": 0.5, "ok": True, "raw": b"x", "none": None}, "doc", 1.0, 1.0])
-    nested = packb(["b", {"tags": ["x"], "n": 2}, None, 1.0, 1.0])
+    # as stored: msgpack + CRC32
+    flat = seal(packb(["a", {"kind": "fact", "n": 1, "w": 0.5, "ok": True, "raw": b"x", "none": None}, "doc", 1.0, 1.0]))
+    nested = seal(packb(["b", {"tags": ["x"], "n": 2}, None, 1.0, 1.0]))
     assert decode(flat)[:2] == ("a", "doc") and isinstance(decode(flat)[2], dict)
     assert decode(nested)[:2] == ("b", None) and isinstance(decode(nested)[2], bytes)  # decoded per hit
-    hot = _hotrecs.HotRecords()
+    hot = _hotrecs.HotRecords("t")
     hot._add([(0, flat), (1, nested)])
     hits = hot.hits(hot._recs.get, [1, 0, 7], [0.1, 0.2, 0.3])
     assert [(h.id, h.distance, h.document) for h in hits] == [("b", 0.1, None), ("a", 0.2, "doc")]
@@ -208,8 +210,8 @@ def test_counted_bytes_track_resident_memory(shape):
     packed (measured 0.95-0.97x) and decoded (0.96-1.21x: metadata keys are counted per
     record, though msgpack interns them and records share them)."""
     n = 4000
-    packed = [packb(SHAPES[shape](i)) for i in range(n)]
-    hot = _hotrecs.HotRecords()
+    packed = [seal(packb(SHAPES[shape](i))) for i in range(n)]
+    hot = _hotrecs.HotRecords("t")
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
@@ -230,10 +232,10 @@ def test_counted_bytes_track_resident_memory(shape):
 def test_plan_estimate_matches_counted_entries(fields):
     """``tenantvec plan`` estimates the decoded records from msgpack sizes alone."""
     meta = {f"field{j}": (j * 1000 if j % 2 else f"value-{j}") for j in range(fields)}
-    packed = [packb([f"mem-{i:08d}", meta, f"user said something memorable number {i}.", 1.7e9, 1.7e9])
+    packed = [seal(packb([f"mem-{i:08d}", meta, f"user said something memorable number {i}.", 1.7e9, 1.7e9]))
               for i in range(100)]
     counted = sum(stored_bytes(decode(p)) for p in packed)
-    estimate = hot_records_bytes(100, round(np.mean([len(p) for p in packed])), fields)
+    estimate = hot_records_bytes(100, round(np.mean([len(p) - 4 for p in packed])), fields)  # msgpack bytes
     assert abs(estimate - counted) <= 0.06 * counted, (estimate, counted)
 
 

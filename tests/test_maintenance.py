@@ -14,6 +14,7 @@ import pytest
 import tenantvec
 from tenantvec import _compact
 from tenantvec._capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
+from tenantvec._checksum import seal
 from tenantvec._codec import pack_label, packb
 from tenantvec._export import MAGIC
 from tenantvec._index import HnswIndex
@@ -111,7 +112,7 @@ def test_verify_detects_foreign_tenant_id_and_cannot_fix_it(hnsw_store: Path) ->
 def test_verify_detects_corrupt_record_and_fix_drops_it(hnsw_store: Path) -> None:
     env = _raw_env(hnsw_store, "h")
     with env.begin(write=True) as txn:
-        txn.put(pack_label(3), b"\xc1\xc1 not msgpack", db=env.open_db(b"recs", txn=txn))
+        txn.put(pack_label(3), seal(b"\xc1\xc1 not msgpack"), db=env.open_db(b"recs", txn=txn))  # intact CRC32
     env.close()
     with tenantvec.Store(hnsw_store, readonly=True) as store:
         r = store.verify("h")
@@ -131,11 +132,11 @@ def test_verify_repairs_id_map_and_bad_vectors(hnsw_store: Path) -> None:
     with env.begin(write=True) as txn:
         ids, recs, vecs = (env.open_db(n, txn=txn) for n in (b"ids", b"recs", b"vecs"))
         txn.delete(b"r5", db=ids)  # record without id map entry: re-mapped
-        txn.put(b"ghost", pack_label(999), db=ids)  # id pointing nowhere: dropped
-        txn.put(pack_label(7), np.full(16, np.nan, dtype=np.float32).tobytes(), db=vecs)  # NaN vector
-        txn.put(pack_label(8), b"\0" * 12, db=vecs)  # wrong dimension
+        txn.put(b"ghost", seal(pack_label(999)), db=ids)  # id pointing nowhere: dropped
+        txn.put(pack_label(7), seal(np.full(16, np.nan, dtype=np.float32).tobytes()), db=vecs)  # NaN vector
+        txn.put(pack_label(8), seal(b"\0" * 12), db=vecs)  # wrong dimension
         txn.delete(pack_label(9), db=recs)  # vector without record
-        txn.put(b"r9x", pack_label(9), db=ids)
+        txn.put(b"r9x", seal(pack_label(9)), db=ids)
     env.close()
     with _open(hnsw_store) as store:
         r = store.verify("e")
