@@ -32,7 +32,6 @@ from .errors import (
     StoreClosed,
     StoreLocked,
     TenantExists,
-    TenantInactive,
     TenantNotFound,
     TenantVecError,
 )
@@ -472,7 +471,7 @@ class Tenant:
     def __repr__(self) -> str:
         return f"<tenantvec.Tenant {self._id!r}>"
 
-    def _pin(self, *, allow_inactive: bool = False) -> Shard:
+    def _pin(self) -> Shard:
         store = self._store
         store._check_open()
         try:
@@ -483,15 +482,12 @@ class Tenant:
         if shard.uuid != self._uuid:
             store._manager.unpin(shard)
             raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant")
-        if not shard.active and not allow_inactive:
-            store._manager.unpin(shard)
-            raise TenantInactive(f"tenant {self._id!r} is deactivated (Store.activate re-enables it)")
-        return shard
+        return shard  # a deactivated tenant is refused by the shard, under its lock
 
-    def _call(self, *, wrote: bool = False, allow_inactive: bool = False) -> _Call:
+    def _call(self, *, wrote: bool = False) -> _Call:
         """``with self._call() as shard:`` pins this tenant's shard for one call, unpins
         it after, and turns raw storage errors into :class:`TenantVecError`\\ s."""
-        return _Call(self, self._pin(allow_inactive=allow_inactive), wrote)
+        return _Call(self, self._pin(), wrote)
 
     def add(
         self,
@@ -581,12 +577,12 @@ class Tenant:
 
     def info(self) -> TenantInfo:
         """Count, dim, metric, state, index kind, tombstones, bytes on disk and memory."""
-        with self._call(allow_inactive=True) as shard:
+        with self._call() as shard:
             return shard.info("hot" if shard.active else "inactive")
 
     def flush(self) -> bool:
         """Write this tenant's index snapshot now if it is behind; returns whether it wrote."""
-        with self._call(allow_inactive=True) as shard:
+        with self._call() as shard:
             return shard.flush()
 
     def compact(self) -> CompactReport:
@@ -600,7 +596,7 @@ class Tenant:
         :raises ReadOnlyStore: the store is read-only.
         """
         self._store._check_writable(f"compact tenant {self._id!r}")
-        with self._call(wrote=True, allow_inactive=True) as shard:
+        with self._call(wrote=True) as shard:
             report = _compact.compact_shard(shard)
         assert report is not None  # compact_shard waits for a running compaction
         return report

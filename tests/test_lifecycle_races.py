@@ -365,3 +365,206 @@ def test_follower_follows_a_drop_while_it_holds_the_tenant_cold_then_hot(
     finally:
         f.close()
         w.close()
+
+
+# ---------------------------------------------------------------------------- review findings
+def _tenant_dir(root: Path, tid: str = "a") -> Path:
+    return root / "tenants" / _store.tenant_dir_name(tid)
+
+
+def _replace_data_file(root: Path) -> None:
+    """What a writer's compaction does to a follower: a new data.mdb (same contents and
+    uuid) renamed in, the old lock file removed."""
+    d = _tenant_dir(root)
+    tmp = root / "new.mdb"
+    tmp.write_bytes((d / "data.mdb").read_bytes())
+    os.replace(tmp, d / "data.mdb")
+    os.unlink(d / "lock.mdb")
+
+
+def _in_thread(fn, timeout: float = 10.0) -> object:  # noqa: ANN001
+    out: list[object] = []
+
+    def body() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            out.append(exc)
+
+    th = threading.Thread(target=body, daemon=True)
+    th.start()
+    th.join(timeout)
+    assert out, f"hung for {timeout} s"
+    return out[0]
+
+
+def test_follower_whose_reopen_fails_leaks_no_pin_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantvec import _shard
+
+    w = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    w.create_tenant("a").add(ones(), ids=["x"])
+    w.close()
+    r = tenantvec.Store(tmp_path, readonly=True)
+    t = r.tenant("a")
+    assert t.count() == 1
+    _replace_data_file(tmp_path)
+    real = _shard.reserve_lock_file
+
+    def full_once(path: str) -> None:
+        monkeypatch.setattr(_shard, "reserve_lock_file", real)
+        raise tenantvec.StorageFull("no room for the lock file", path=path, free=0)
+
+    monkeypatch.setattr(_shard, "reserve_lock_file", full_once)
+    assert isinstance(_in_thread(t.count), tenantvec.StorageFull)
+    assert _in_thread(t.count) == 1  # room again: loaded anew, not hung on a leaked pin
+    assert [s.tenant for s in _in_thread(r.tenant_summaries)] == ["a"]  # type: ignore[attr-defined]
+    assert _in_thread(r.close) is None
+
+
+def test_deactivate_waits_for_a_write_already_past_its_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantvec import _shard
+
+    s = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    t = s.create_tenant("a")
+    t.add(ones(), ids=["before"])
+    entered, go = threading.Event(), threading.Event()
+    real_put = _shard.Shard.put
+
+    def paused_put(self: object, *a: object, **kw: object) -> object:
+        entered.set()
+        go.wait(10)
+        return real_put(self, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_shard.Shard, "put", paused_put)
+    out: dict[str, object] = {}
+    th = _run(out, "add", lambda: t.add(ones(), ids=["after"]))
+    th.start()
+    assert entered.wait(10)
+    monkeypatch.setattr(_shard.Shard, "put", real_put)
+    s.deactivate("a")
+    go.set()
+    th.join(10)
+    assert isinstance(out["add"], tenantvec.TenantInactive), out  # never acknowledged after deactivate
+    s.activate("a")
+    assert [r.id for r in t.get()] == ["before"]
+    s.close()
+
+
+def test_writer_shard_whose_swap_cannot_reopen_is_loaded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tenantvec import _shard
+
+    s = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    t = s.create_tenant("a")
+    t.add(np.random.default_rng(0).random((20, DIM), dtype=np.float32), ids=[f"r{i}" for i in range(20)])
+    t.delete(ids=[f"r{i}" for i in range(10)])
+    real = _shard.reserve_lock_file
+
+    def full_once(path: str) -> None:
+        monkeypatch.setattr(_shard, "reserve_lock_file", real)
+        raise tenantvec.StorageFull("no room for the lock file", path=path, free=0)
+
+    monkeypatch.setattr(_shard, "reserve_lock_file", full_once)
+    with pytest.raises(tenantvec.StorageFull):
+        t.compact()
+    assert t.count() == 10 and s.tenant("a").count() == 10
+    t.add(ones(), ids=["more"])
+    assert s.verify("a").ok and t.count() == 11
+    s.close()
+
+
+def test_a_failed_rename_that_is_not_a_collision_is_not_tenant_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    s = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    s.create_tenant("seed").add(ones(), ids=["x"])
+    s.export_tenant("seed", tmp_path / "seed.tvx")
+    real = os.rename
+
+    def enospc(src: object, dst: object) -> None:
+        if ".tmp-" in str(src):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", enospc)
+    with pytest.raises(tenantvec.StorageFull):
+        s.create_tenant("a")
+    with pytest.raises(tenantvec.StorageFull):
+        s.import_tenant("c", tmp_path / "seed.tvx")
+    monkeypatch.setattr(os, "rename", real)
+    assert not s.has_tenant("a") and not s.has_tenant("c")
+    assert not [p for p in (tmp_path / "tenants").iterdir() if p.name.startswith(".tmp-")]
+    s.close()
+
+
+def test_out_of_file_descriptors_is_a_storage_error_not_damage(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    w = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    w.create_tenant("a").add(ones(), ids=["x"])
+    w.close()
+    script = textwrap.dedent(
+        """
+        import os, resource, sys
+        import tenantvec
+        store = tenantvec.Store(sys.argv[1], readonly=True)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        held = []
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        try:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            store.tenant("a")
+            print("ok")
+        except tenantvec.TenantVecError as exc:
+            print(type(exc).__name__)
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        print(store.tenant("a").count())
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          env=subprocess_env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["StorageError", "1"]
+
+
+def test_read_only_export_listing_and_dry_run_follow_a_re_create(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    w = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    w.create_tenant("a").add(ones(), ids=["old"])
+    w.close()
+    r = tenantvec.Store(tmp_path, readonly=True)
+    assert r.tenant("a").count() == 1  # hot in the reader
+    subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys, numpy as np, tenantvec
+        s = tenantvec.Store(sys.argv[1], flush_interval=0)
+        s.drop_tenant("a")
+        s.create_tenant("a").add(np.ones((2, 4), np.float32), ids=["n1", "n2"])
+        s.close()
+        """), str(tmp_path)], check=True, env=subprocess_env, timeout=60)
+    assert r.export_tenant("a", tmp_path / "a.tvx").records == 2
+    assert [(x.tenant, x.count) for x in r.tenant_summaries()] == [("a", 2)]
+    assert r.compact("a", dry_run=True).count == 2
+    r.close()
+
+
+def test_follower_sees_a_deactivate_on_its_next_call(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    w = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
+    w.create_tenant("a").add(ones(), ids=["x"])
+    w.close()
+    f = Follower(tmp_path, subprocess_env)
+    try:
+        assert f(op="count", tenant="a")["ok"] == 1
+        subprocess.run([sys.executable, "-c", "import sys, tenantvec; s = tenantvec.Store(sys.argv[1]); "
+                        "s.deactivate('a'); s.close()", str(tmp_path)], check=True, env=subprocess_env, timeout=60)
+        assert f(op="count", tenant="a").get("error") == "TenantInactive"
+        subprocess.run([sys.executable, "-c", "import sys, tenantvec; s = tenantvec.Store(sys.argv[1]); "
+                        "s.activate('a'); s.close()", str(tmp_path)], check=True, env=subprocess_env, timeout=60)
+        assert f(op="count", tenant="a")["ok"] == 1
+    finally:
+        f.close()
