@@ -136,7 +136,10 @@ class StoreOptions:
     hnsw: HnswParams = HnswParams()
     compact_threshold: float = 0.5
     flush_interval: float = 30.0
-    map_size: int = 64 * 1024**2
+    #: Initial LMDB map of a writer's environment: address space only (the file grows
+    #: as pages are written), so it is generous; growing it must wait for exports and
+    #: compactions reading the tenant, which a large map makes rare.
+    map_size: int = 1024**3
 
     def __post_init__(self) -> None:
         if self.dim is not None:

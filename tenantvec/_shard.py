@@ -316,9 +316,10 @@ class Shard:
             if why is not None:
                 raise CorruptShard(f"tenant {self.tenant_id!r}: LMDB data file in {self.path} is damaged: {why}")
             reserve_lock_file(self.path)
+            data_size = os.path.getsize(os.path.join(self.path, "data.mdb"))
             env = lmdb.open(
                 self.path,
-                map_size=_READER_MAP_SIZE if self.readonly else self.opts.map_size,
+                map_size=_READER_MAP_SIZE if self.readonly else max(self.opts.map_size, 2 * data_size),
                 max_dbs=len(_DB_NAMES),
                 readonly=self.readonly,
                 create=False,

@@ -190,7 +190,8 @@ def test_zero_vector_is_fine_under_l2_and_ip(tmp_path):
             hits = t.query([0, 0, 0, 0], k=2)
             assert {h.id for h in hits} == {"zero", "one"}
             if metric == "l2":
-                assert hits[0].id == "zero" and hits[0].distance == pytest.approx(0.0)
+                assert hits[0].id == "zero"
+                assert hits[0].distance == pytest.approx(0.0)
             else:
                 assert all(h.distance == pytest.approx(1.0) for h in hits)  # 1 - dot
 

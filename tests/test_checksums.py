@@ -92,7 +92,8 @@ def _check_others_intact(t: tenantvec.Tenant, gone: set[str]) -> None:
     assert set(recs) == want
     for rid, r in recs.items():
         i = int(rid[1:])
-        assert r.document == f"document {i}" and r.metadata == {"topic": f"t{i % 3}", "n": i}
+        assert r.document == f"document {i}"
+        assert r.metadata == {"topic": f"t{i % 3}", "n": i}
         np.testing.assert_array_equal(r.vector, vecs[i])
         assert r.created_at == r.updated_at > 0
     for rid in want:
@@ -133,7 +134,8 @@ def test_a_flipped_bit_in_a_record_field_is_never_served(exact_store: Path, fiel
             t.get(where={"topic": "t1"})
         assert [r.id for r in t.get(["u12", "u14"])] == ["u12", "u14"]  # the rest is served
         assert t.query(vecs[12], k=1)[0].id == "u12"
-        assert store.verify("other").ok and store.tenant("other").count() == 5
+        assert store.verify("other").ok
+        assert store.tenant("other").count() == 5
     with tenantvec.Store(root) as store:
         r = store.verify("e", fix=True)
         assert r.ok and r.found == ("record label 13 (id 'u13') fails its checksum "
@@ -141,7 +143,8 @@ def test_a_flipped_bit_in_a_record_field_is_never_served(exact_store: Path, fiel
         assert "removed 1 unusable records (labels 13 (id 'u13'))" in r.fixed, r.fixed
         assert store.verify("e").ok
         t = store.tenant("e")
-        assert t.count() == N - 1 and t.get(["u13"]) == []
+        assert t.count() == N - 1
+        assert t.get(["u13"]) == []
         _check_others_intact(t, {"u13"})
     assert _all_intact(root, "e") == 3 * (N - 1)
 
@@ -207,12 +210,14 @@ def test_hnsw_tenant_loads_from_its_snapshot_but_never_serves_a_damaged_vector(t
         with pytest.raises(tenantvec.CorruptShard, match="label 40"):
             t.query(_vectors(n)[0], k=3, where={"n": {"$gte": 0}})  # filter columns read every vector
         r = store.verify("h")
-        assert not r.ok and "record label 40 (id 'h40') fails its checksum (vector)" in r.problems
+        assert not r.ok
+        assert "record label 40 (id 'h40') fails its checksum (vector)" in r.problems
     with tenantvec.Store(root, hnsw=HNSW) as store:
         r = store.verify("h", fix=True)
         assert r.ok and any("labels 40 (id 'h40')" in f for f in r.fixed), r
         t = store.tenant("h")
-        assert t.count() == n - 1 and "h40" not in {h.id for h in t.query(_vectors(n)[40], k=n)}
+        assert t.count() == n - 1
+        assert "h40" not in {h.id for h in t.query(_vectors(n)[40], k=n)}
         assert len(t.query(_vectors(n)[0], k=5, where={"n": {"$gte": 0}})) == 5
 
 
@@ -225,7 +230,8 @@ def test_a_damaged_record_can_be_deleted_by_id(exact_store: Path) -> None:
         with pytest.raises(tenantvec.CorruptShard):
             t.upsert(_vectors()[3], ids=["u3"])  # needs the stored created_at
         assert t.delete(ids=["u3"]) == 1  # does not read the record
-        assert store.verify("e").ok and t.count() == N - 1
+        assert store.verify("e").ok
+        assert t.count() == N - 1
 
 
 # ---------------------------------------------------------------------------- any bit of any value
@@ -310,7 +316,8 @@ def test_a_writer_upgrades_a_format_1_shard_in_one_transaction(exact_store: Path
         assert any("upgraded shard format 1 to 2: added CRC32 checksums to 60 stored values" in m
                    for m in caplog.messages), caplog.messages
         assert store.verify("e").ok
-    assert _format(root, "e") == 2 and _all_intact(root, "e") == 3 * N
+    assert _format(root, "e") == 2
+    assert _all_intact(root, "e") == 3 * N
     with tenantvec.Store(root, readonly=True) as store:
         _check_others_intact(store.tenant("e"), set())
 
@@ -355,7 +362,8 @@ def test_export_import_and_compaction_keep_every_value_sealed(exact_store: Path,
         t.add(_vectors(30, seed=1), ids=[f"x{i}" for i in range(30)])  # switches to HNSW
         t.delete(ids=[f"x{i}" for i in range(0, 30, 2)])
         store.compact("e")
-        assert store.verify("e").ok and store.verify("copy").ok
+        assert store.verify("e").ok
+        assert store.verify("copy").ok
     assert _all_intact(root, "copy") == 3 * N
     assert _all_intact(root, "e") == 3 * (N + 15)
     _flip(root, "e", b"recs", pack_label(2), 3, 4)

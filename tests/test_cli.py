@@ -60,7 +60,8 @@ def test_version_and_help() -> None:
     assert tenantvec.__version__ in r.stdout
     for flag in ("-h", "--help"):
         r = ok(None, flag)
-        assert "Usage: " in r.stdout and "verify" in r.stdout
+        assert "Usage: " in r.stdout
+        assert "verify" in r.stdout
 
 
 def test_python_dash_m(root: Path, subprocess_env: dict[str, str]) -> None:
@@ -72,11 +73,14 @@ def test_python_dash_m(root: Path, subprocess_env: dict[str, str]) -> None:
 
 def test_root_from_environment_and_missing_root(root: Path, tmp_path: Path) -> None:
     r = run(None, "ls", "--json", env={"TENANTVEC_ROOT": str(root)})
-    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 3
+    assert r.exit_code == 0
+    assert len(json.loads(r.stdout)) == 3
     r = run(None, "ls", env={"TENANTVEC_ROOT": ""})
-    assert r.exit_code != 0 and "--root" in r.output
+    assert r.exit_code != 0
+    assert "--root" in r.output
     r = run(tmp_path / "nowhere", "ls")
-    assert r.exit_code == 1 and "no tenantvec store" in r.output
+    assert r.exit_code == 1
+    assert "no tenantvec store" in r.output
 
 
 def test_errors_are_one_line_without_traceback(root: Path) -> None:
@@ -95,30 +99,42 @@ def test_ls(root: Path) -> None:
         ("acme", 40, "cold", "exact"), ("big", 300, "cold", "hnsw"), ("empty", 0, "cold", "exact")]
     assert all(r["bytes"] > 0 and r["dim"] == 8 and r["metric"] == "cosine" for r in rows)
     table = ok(root, "ls").stdout.splitlines()
-    assert table[0].split()[:3] == ["TENANT", "RECORDS", "STATE"] and len(table) == 5
+    assert table[0].split()[:3] == ["TENANT", "RECORDS", "STATE"]
+    assert len(table) == 5
     assert len({line.index("cold") for line in table[2:]}) == 1  # aligned
 
 
 def test_info(root: Path) -> None:
     info = js(root, "info", "big")
-    assert info["tenant"] == "big" and info["count"] == 300 and info["deleted"] == 100
-    assert info["dim"] == 8 and info["metric"] == "cosine" and info["bytes"] > 0 and info["index"] == "hnsw"
-    assert info["deleted_fraction"] == pytest.approx(0.25) and info["index_params"]["m"] == 8
+    assert info["tenant"] == "big"
+    assert info["count"] == 300
+    assert info["deleted"] == 100
+    assert info["dim"] == 8
+    assert info["metric"] == "cosine"
+    assert info["bytes"] > 0
+    assert info["index"] == "hnsw"
+    assert info["deleted_fraction"] == pytest.approx(0.25)
+    assert info["index_params"]["m"] == 8
     assert {"seq", "checkpoint_seq", "last_write", "memory_bytes", "state"} <= set(info)
     text = ok(root, "info", "big").stdout
-    assert "deleted_fraction  25.0%" in text and "index_params" in text
+    assert "deleted_fraction  25.0%" in text
+    assert "index_params" in text
 
 
 def test_stats(root: Path) -> None:
     st = js(root, "stats")
-    assert st["tenants"] == 3 and st["records"] == 340 and st["hnsw_indexes"] == 1 and st["bytes"] > 0
+    assert st["tenants"] == 3
+    assert st["records"] == 340
+    assert st["hnsw_indexes"] == 1
+    assert st["bytes"] > 0
     assert "records" in ok(root, "stats").stdout
 
 
 def test_get(root: Path) -> None:
     recs = js(root, "get", "acme", "m3", "m1", "zzz")
     assert [r["id"] for r in recs] == ["m3", "m1"]
-    assert recs[0]["document"] == "memory number 3" and recs[0]["metadata"] == {"kind": "fact", "n": 3}
+    assert recs[0]["document"] == "memory number 3"
+    assert recs[0]["metadata"] == {"kind": "fact", "n": 3}
     assert recs[0]["created_at"] <= recs[0]["updated_at"]
     assert len(js(root, "get", "acme")) == 20  # default limit without ids
     assert len(js(root, "get", "acme", "--limit", "0")) == 40
@@ -128,16 +144,20 @@ def test_get(root: Path) -> None:
     assert np.allclose(with_vec[0]["vector"], _vecs(40, 8)[0])
     assert "memory number 3" in ok(root, "get", "acme", "m3").stdout
     r = run(root, "get", "acme", "--where", "{not json")
-    assert r.exit_code == 2 and "not valid JSON" in r.output
+    assert r.exit_code == 2
+    assert "not valid JSON" in r.output
 
 
 def test_search(root: Path) -> None:
     v = _vecs(40, 8)
     hits = js(root, "search", "acme", "--vector", json.dumps(v[5].tolist()), "--k", "3")
-    assert hits[0]["id"] == "m5" and len(hits) == 3
-    assert set(hits[0]) >= {"id", "distance", "metadata"} and hits[0]["distance"] == pytest.approx(0, abs=1e-5)
+    assert hits[0]["id"] == "m5"
+    assert len(hits) == 3
+    assert set(hits[0]) >= {"id", "distance", "metadata"}
+    assert hits[0]["distance"] == pytest.approx(0, abs=1e-5)
     like = js(root, "search", "acme", "--like", "m5", "-k", "4", "--where", '{"kind": "event"}')
-    assert len(like) == 4 and "m5" not in {h["id"] for h in like}
+    assert len(like) == 4
+    assert "m5" not in {h["id"] for h in like}
     assert all(h["metadata"]["kind"] == "event" for h in like)
     assert [h["distance"] for h in like] == sorted(h["distance"] for h in like)
     assert js(root, "search", "big", "--like", "b150", "-k", "1")[0]["id"] != "b150"
@@ -145,7 +165,8 @@ def test_search(root: Path) -> None:
     assert run(root, "search", "acme").exit_code == 2
     assert run(root, "search", "acme", "--like", "m1", "--vector", "[1]").exit_code == 2
     r = run(root, "search", "acme", "--like", "nope")
-    assert r.exit_code == 1 and "no record 'nope'" in r.output
+    assert r.exit_code == 1
+    assert "no record 'nope'" in r.output
 
 
 # ---------------------------------------------------------------------------- verify & compact
@@ -156,11 +177,16 @@ def test_verify_truncated_index_then_fix(root: Path) -> None:
     with index.open("r+b") as f:
         f.truncate(100)
     r = run(root, "verify", "big")
-    assert r.exit_code == 1 and "PROBLEM" in r.stdout and "truncated" in r.stdout and "--fix" in r.stdout
+    assert r.exit_code == 1
+    assert "PROBLEM" in r.stdout
+    assert "truncated" in r.stdout
+    assert "--fix" in r.stdout
     r = run(root, "verify", "--all", "--json")
     assert r.exit_code == 1
     bad = {row["tenant"]: row for row in json.loads(r.stdout)}
-    assert not bad["big"]["ok"] and bad["acme"]["ok"] and any("truncated" in p for p in bad["big"]["problems"])
+    assert not bad["big"]["ok"]
+    assert bad["acme"]["ok"]
+    assert any("truncated" in p for p in bad["big"]["problems"])
     r = run(root, "verify", "big", "--fix")
     assert r.exit_code == 0 and "repaired" in r.stdout and "fixed:" in r.stdout, r.output
     assert run(root, "verify", "big").exit_code == 0
@@ -170,18 +196,22 @@ def test_verify_truncated_index_then_fix(root: Path) -> None:
 
 def test_compact(root: Path) -> None:
     est = js(root, "compact", "big", "--dry-run")
-    assert est[0]["dry_run"] and est[0]["deleted_before"] == 100
+    assert est[0]["dry_run"]
+    assert est[0]["deleted_before"] == 100
     assert "estimates" in ok(root, "compact", "--all", "--dry-run").stdout
     assert js(root, "info", "big")["deleted"] == 100  # dry run changed nothing
     before = js(root, "search", "big", "--like", "b200", "-k", "5")
     done = js(root, "compact", "big")
-    assert done[0]["bytes_after"] < done[0]["bytes_before"] and done[0]["memory_after"] <= done[0]["memory_before"]
+    assert done[0]["bytes_after"] < done[0]["bytes_before"]
+    assert done[0]["memory_after"] <= done[0]["memory_before"]
     assert done[0]["index"] == "hnsw->exact"  # 300 live records: at or below the CLI's hnsw_threshold
     assert js(root, "info", "big")["deleted"] == 0
     after = js(root, "search", "big", "--like", "b200", "-k", "5")  # now exact: HNSW may have missed one
-    assert after[0]["id"] == before[0]["id"] and len({h["id"] for h in after} & {h["id"] for h in before}) >= 4
+    assert after[0]["id"] == before[0]["id"]
+    assert len({h["id"] for h in after} & {h["id"] for h in before}) >= 4
     out = ok(root, "compact", "--all").stdout
-    assert "DISK BEFORE" in out and "acme" in out
+    assert "DISK BEFORE" in out
+    assert "acme" in out
     assert js(root, "verify", "--all")[1]["ok"]
 
 
@@ -189,18 +219,25 @@ def test_compact(root: Path) -> None:
 def test_export_import(root: Path, tmp_path: Path) -> None:
     f = tmp_path / "acme.tvx"
     rep = js(root, "export", "acme", str(f))
-    assert rep["records"] == 40 and rep["bytes"] == f.stat().st_size and len(rep["sha256"]) == 64
+    assert rep["records"] == 40
+    assert rep["bytes"] == f.stat().st_size
+    assert len(rep["sha256"]) == 64
     imp = js(root, "import", "acme2", str(f))
-    assert imp["tenant"] == "acme2" and imp["records"] == 40 and imp["sha256"] == rep["sha256"]
+    assert imp["tenant"] == "acme2"
+    assert imp["records"] == 40
+    assert imp["sha256"] == rep["sha256"]
     assert js(root, "get", "acme2", "--limit", "0") == js(root, "get", "acme", "--limit", "0")
     r = run(root, "import", "acme2", str(f))
-    assert r.exit_code == 1 and "already exists" in r.output
+    assert r.exit_code == 1
+    assert "already exists" in r.output
     data = bytearray(f.read_bytes())
     data[len(data) // 2] ^= 1
     bad = tmp_path / "bad.tvx"
     bad.write_bytes(bytes(data))
     r = run(root, "import", "acme3", str(bad))
-    assert r.exit_code == 1 and "checksum" in r.output and len(r.output.strip().splitlines()) == 1
+    assert r.exit_code == 1
+    assert "checksum" in r.output
+    assert len(r.output.strip().splitlines()) == 1
     assert [row["tenant"] for row in js(root, "ls")] == ["acme", "acme2", "big", "empty"]
     assert "records" in ok(root, "export", "big", str(tmp_path / "big.tvx")).stdout
 
@@ -215,7 +252,8 @@ def test_import_into_a_new_store(root: Path, tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- write commands
 def test_drop_needs_yes(root: Path) -> None:
     r = run(root, "drop", "acme")
-    assert r.exit_code != 0 and "--yes" in r.output
+    assert r.exit_code != 0
+    assert "--yes" in r.output
     assert "acme" in [row["tenant"] for row in js(root, "ls")]
     r = ok(root, "drop", "acme", "--yes")
     assert "dropped tenant 'acme'" in r.stdout
@@ -228,7 +266,8 @@ def test_deactivate_activate(root: Path) -> None:
     assert {r["tenant"]: r["state"] for r in js(root, "ls")}["acme"] == "inactive"
     assert js(root, "info", "acme")["state"] == "inactive"
     r = run(root, "get", "acme")
-    assert r.exit_code == 1 and "deactivated" in r.output
+    assert r.exit_code == 1
+    assert "deactivated" in r.output
     ok(root, "activate", "acme")
     assert {r["tenant"]: r["state"] for r in js(root, "ls")}["acme"] == "cold"
     assert len(js(root, "get", "acme", "m1")) == 1
@@ -237,10 +276,14 @@ def test_deactivate_activate(root: Path) -> None:
 # ---------------------------------------------------------------------------- plan & demo
 def test_plan() -> None:
     p = js(None, "plan", "--tenants", "1000", "--records-per-tenant", "5000", "--dim", "384", "--hot-fraction", "0.05")
-    assert p["hot_tenants"] == 50 and p["index_kind"] == "hnsw" and p["disk_total"] == 1000 * p["disk_per_tenant"]
-    assert p["memory_hot"] > 0 and "LMDB_PAGE_BYTES" in p["constants"]
+    assert p["hot_tenants"] == 50
+    assert p["index_kind"] == "hnsw"
+    assert p["disk_total"] == 1000 * p["disk_per_tenant"]
+    assert p["memory_hot"] > 0
+    assert "LMDB_PAGE_BYTES" in p["constants"]
     out = ok(None, "plan", "--tenants", "10", "--records-per-tenant", "100", "--dim", "64").stdout
-    assert "disk, all tenants" in out and "constants (measured by tools/measure_costs.py)" in out
+    assert "disk, all tenants" in out
+    assert "constants (measured by tools/measure_costs.py)" in out
     assert run(None, "plan", "--tenants", "10").exit_code == 2
 
 
@@ -248,11 +291,16 @@ def test_demo(tmp_path: Path) -> None:
     r = ok(None, "demo", str(tmp_path / "d"), "--embeddings", "hashed")
     out = r.stdout
     assert "isolation: 10 of 10 hits came from the tenant queried (0 from another)" in out
-    assert "PostgreSQL" in out and "MySQL" in out and "evictions" in out and "hot" in out and "cold" in out
+    assert "PostgreSQL" in out
+    assert "MySQL" in out
+    assert "evictions" in out
+    assert "hot" in out
+    assert "cold" in out
     assert len(out.splitlines()) <= 30
     assert [row["tenant"] for row in js(tmp_path / "d", "ls")] == ["acme", "globex", "initech"]
     r = run(None, "demo", str(tmp_path / "d"))
-    assert r.exit_code == 1 and "already holds" in r.output
+    assert r.exit_code == 1
+    assert "already holds" in r.output
 
 
 def test_demo_default_runs_in_a_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -263,7 +311,8 @@ def test_demo_default_runs_in_a_temp_dir(tmp_path: Path, monkeypatch: pytest.Mon
     assert "isolation:" in r.stdout
     line = next(x for x in r.stdout.splitlines() if x.startswith("next: "))
     made = Path(line.split("--root ")[1].split()[0])
-    assert made.is_dir() and made.parent == tmp_path
+    assert made.is_dir()
+    assert made.parent == tmp_path
 
 
 # ---------------------------------------------------------------------------- docs
@@ -285,7 +334,8 @@ def test_every_command_has_help_and_is_documented() -> None:
                 assert p.help, f"option {p.name!r} of {name!r} has no help"
         assert f"tenantvec {name}" in docs or f"`{name}`" in docs, f"command {name!r} is not in README's CLI section"
         r = CliRunner().invoke(main, [name, "--help"])
-        assert r.exit_code == 0 and cmd.help.split()[0] in r.stdout
+        assert r.exit_code == 0
+        assert cmd.help.split()[0] in r.stdout
 
 
 def test_data_commands_take_json() -> None:
@@ -326,7 +376,8 @@ def writer(tmp_path: Path, subprocess_env: dict[str, str]):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, env=subprocess_env)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
         yield root, proc
     finally:
         if proc.poll() is None:
@@ -358,11 +409,13 @@ def test_reader_follows_a_compaction_by_the_writer(writer) -> None:
     v = np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32)
     with tenantvec.Store(root, readonly=True, hnsw=FAST_HNSW) as store:
         t = store.tenant("live")
-        assert t.count() == 550 and t.query(v[5], k=1)[0].id == "r5"
+        assert t.count() == 550
+        assert t.query(v[5], k=1)[0].id == "r5"
         proc.stdin.write("compact\n")
         proc.stdin.flush()
         assert proc.stdout.readline().startswith("compacted hnsw hnsw")
         assert t.count() == 300
-        assert t.get(["r5"]) == [] and t.query(v[5], k=1)[0].id != "r5"
+        assert t.get(["r5"]) == []
+        assert t.query(v[5], k=1)[0].id != "r5"
         assert t.query(v[560], k=1)[0].id == "new10"
         assert t.info().deleted == 0

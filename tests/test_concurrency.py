@@ -105,7 +105,8 @@ def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
                 else:
                     assert t.count(where={"w": w}) == len(held)
                     for rec in t.get(limit=20):
-                        assert rec.id.startswith(f"{tid}/") and rec.metadata["tenant"] == tid
+                        assert rec.id.startswith(f"{tid}/")
+                        assert rec.metadata["tenant"] == tid
                 checks[w] += 1
         except BaseException as exc:
             errors.append(f"thread {w}: {type(exc).__name__}: {exc}")

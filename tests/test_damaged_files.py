@@ -155,9 +155,11 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 t.add(rng.standard_normal((m, DIM)).astype(np.float32), ids=[f"r{start + j}" for j in range(m)],
                       metadata=[{"i": start + j, "tag": "x" * (j % 7)} for j in range(m)], documents=docs)
         store.tenant(EXACT).delete(ids=[f"r{j}" for j in range(0, 45, 9)])  # free pages too
-        assert store.tenant(EXACT).info().index_kind == "exact" and store.tenant(HNSW).info().index_kind == "hnsw"
+        assert store.tenant(EXACT).info().index_kind == "exact"
+        assert store.tenant(HNSW).info().index_kind == "hnsw"
     hnsw_dir = root / "tenants" / tenant_dir_name(HNSW)
-    assert (hnsw_dir / "index.hnsw").is_file() and (hnsw_dir / HASHED_ID_FILE).is_file()
+    assert (hnsw_dir / "index.hnsw").is_file()
+    assert (hnsw_dir / HASHED_ID_FILE).is_file()
     return root
 
 
@@ -376,7 +378,8 @@ def test_no_damage_reported_while_another_process_commits(tmp_path: Path) -> Non
     stop = tmp_path / "stop"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(stop)], stdout=subprocess.PIPE, text=True)
     try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
         checks = 0
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
@@ -385,7 +388,8 @@ def test_no_damage_reported_while_another_process_commits(tmp_path: Path) -> Non
     finally:
         stop.touch()
         out, _ = writer.communicate(timeout=60)
-    assert writer.returncode == 0 and checks > 5
+    assert writer.returncode == 0
+    assert checks > 5
     assert int(out.split()[-1]) > 20  # the writer committed while we checked
 
 
@@ -414,7 +418,8 @@ def test_readonly_follower_opens_a_tenant_being_written(tmp_path: Path) -> None:
     writer = subprocess.Popen([sys.executable, "-c", STORE_WRITER, str(tmp_path / "s"), str(stop)],
                               stdout=subprocess.PIPE, text=True, env=child_env())
     try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
         opens = 0
         deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
@@ -424,7 +429,9 @@ def test_readonly_follower_opens_a_tenant_being_written(tmp_path: Path) -> None:
     finally:
         stop.touch()
         out, _ = writer.communicate(timeout=60)
-    assert writer.returncode == 0 and opens > 3 and int(out.split()[-1]) > 5
+    assert writer.returncode == 0
+    assert opens > 3
+    assert int(out.split()[-1]) > 5
 
 
 def _pages(path: Path) -> list[tuple[int, int, int]]:

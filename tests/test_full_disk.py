@@ -149,7 +149,9 @@ def test_every_write_path_on_a_full_disk(
         assert out[name] == "ok", (name, out[name])
     for name in NEED_ROOM:
         assert out[name] in ("ok", "StorageFull"), (name, out[name])
-    assert out["create"] == "StorageFull" and out["import"] == "StorageFull" and out["export"] == "StorageFull"
+    assert out["create"] == "StorageFull"
+    assert out["import"] == "StorageFull"
+    assert out["export"] == "StorageFull"
     # every other call failed, if at all, with a TenantVecError (checked above: no RAW)
 
     grow(small_fs)
@@ -159,7 +161,8 @@ def test_every_write_path_on_a_full_disk(
         expected[(tid, rid)] = vec
     with tenantvec.Store(root) as store:
         assert not [p.name for p in (root / "tenants").iterdir() if p.name.startswith((".tmp-", ".drop-"))]
-        assert not store.has_tenant("b") and not store.has_tenant("c")  # nothing half-created
+        assert not store.has_tenant("b")
+        assert not store.has_tenant("c")
         for tid in store.tenants():
             assert store.verify(tid).ok, store.verify(tid)
         for tid in ("a", "h"):
@@ -194,8 +197,10 @@ def test_create_on_a_full_disk_raises_storage_full_in_process(small_fs: Path) ->
     before = sorted(p.name for p in (root / "tenants").iterdir())
     with pytest.raises(tenantvec.StorageFull) as info:
         store.create_tenant("b")
-    assert info.value.path is not None and str(small_fs) in info.value.path
-    assert info.value.free is not None and info.value.free < 1 << 20
+    assert info.value.path is not None
+    assert str(small_fs) in info.value.path
+    assert info.value.free is not None
+    assert info.value.free < 1 << 20
     assert "free" in str(info.value)
     assert sorted(p.name for p in (root / "tenants").iterdir()) == before
     assert not store.has_tenant("b")

@@ -52,7 +52,8 @@ def test_chunks_then_complete_with_writes_in_between(tmp_path, small_chunks, thr
         t.add(vecs, ids=[f"r{i}" for i in range(10)], documents=[f"doc {i}" for i in range(10)])
         shard = store._manager.pin("t")
         try:
-            assert len(shard._hot) == 0 and not shard._hot.complete
+            assert len(shard._hot) == 0
+            assert not shard._hot.complete
             memory = [shard.memory_bytes]
             seen = []
             for step in range(6):
@@ -76,8 +77,11 @@ def test_chunks_then_complete_with_writes_in_between(tmp_path, small_chunks, thr
             t.add(vecs[4:5], ids=["late"], documents=["late doc"])
             check_complete(shard)
             hits = {h.id: (h.document, h.metadata) for h in t.query(vecs[0], k=20)}
-            assert hits["n1"] == ("again", {"k": 1}) and hits["late"] == ("late doc", {})
-            assert "r3" not in hits and "n2" not in hits and hits["r0"] == ("replaced", {})
+            assert hits["n1"] == ("again", {"k": 1})
+            assert hits["late"] == ("late doc", {})
+            assert "r3" not in hits
+            assert "n2" not in hits
+            assert hits["r0"] == ("replaced", {})
         finally:
             store._manager.unpin(shard)
 
@@ -95,7 +99,8 @@ def test_reload_and_rebuild_start_a_new_copy(tmp_path, small_chunks):
             check_complete(shard)
             with shard._env.begin() as txn:
                 shard._rebuild_index(txn)
-            assert len(shard._hot) == 0 and shard._hot.nbytes == 0
+            assert len(shard._hot) == 0
+            assert shard._hot.nbytes == 0
             assert len(t.query(np.ones(DIM, np.float32), k=9)) == 9
         finally:
             store._manager.unpin(shard)
@@ -112,10 +117,13 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
         shard = store._manager.pin("t")
         try:
             get = hot.getter(shard._env, shard._recs)
-            assert get(0) is not None and get(99) is None
-            assert hot.complete and len(hot) == 4
+            assert get(0) is not None
+            assert get(99) is None
+            assert hot.complete
+            assert len(hot) == 4
             hot.forget([0, 1, 1, 42])
-            assert len(hot) == 2 and hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
+            assert len(hot) == 2
+            assert hot.nbytes == sum(map(stored_bytes, hot._recs.values()))
         finally:
             store._manager.unpin(shard)
 
@@ -151,18 +159,22 @@ def test_entries_share_strings_and_keep_metadata_private():
     # as stored: msgpack + CRC32
     flat = seal(packb(["a", {"kind": "fact", "n": 1, "w": 0.5, "ok": True, "raw": b"x", "none": None}, "doc", 1.0, 1.0]))
     nested = seal(packb(["b", {"tags": ["x"], "n": 2}, None, 1.0, 1.0]))
-    assert decode(flat)[:2] == ("a", "doc") and isinstance(decode(flat)[2], dict)
-    assert decode(nested)[:2] == ("b", None) and isinstance(decode(nested)[2], bytes)  # decoded per hit
+    assert decode(flat)[:2] == ("a", "doc")
+    assert isinstance(decode(flat)[2], dict)
+    assert decode(nested)[:2] == ("b", None)
+    assert isinstance(decode(nested)[2], bytes)
     hot = _hotrecs.HotRecords("t")
     hot._add([(0, flat), (1, nested)])
     hits = hot.hits(hot._recs.get, [1, 0, 7], [0.1, 0.2, 0.3])
     assert [(h.id, h.distance, h.document) for h in hits] == [("b", 0.1, None), ("a", 0.2, "doc")]
-    assert hits[0].metadata == {"tags": ["x"], "n": 2} and hits[1].metadata["kind"] == "fact"
+    assert hits[0].metadata == {"tags": ["x"], "n": 2}
+    assert hits[1].metadata["kind"] == "fact"
     assert hot._recs == {0: decode(flat), 1: decode(nested)}  # kept decoded
     hits[0].metadata["tags"].append("y")
     hits[1].metadata["kind"] = "changed"
     again = hot.hits(hot._recs.get, [1, 0], [0.1, 0.2])
-    assert again[0].metadata == {"tags": ["x"], "n": 2} and again[1].metadata["kind"] == "fact"
+    assert again[0].metadata == {"tags": ["x"], "n": 2}
+    assert again[1].metadata["kind"] == "fact"
     assert again[1].document is hits[1].document  # shared, immutable
     assert hot.nbytes == stored_bytes(decode(flat)) + stored_bytes(decode(nested))
 
@@ -179,7 +191,8 @@ def test_queries_decode_the_records_they_return_and_count_them(tmp_path):
         try:
             hot = shard._hot
             decoded = {lab for lab, item in hot._recs.items() if type(item) is not bytes}
-            assert len(hot) == 40 and len(decoded) == 5
+            assert len(hot) == 40
+            assert len(decoded) == 5
             by_id = {r.id: r for r in t.get()}
             for h in hits:
                 assert (h.metadata, h.document) == (by_id[h.id].metadata, by_id[h.id].document)
@@ -265,7 +278,8 @@ def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, 
                 start.wait()
                 for _ in range(150):
                     for h in t.query(vecs[r.integers(n)], k=int(r.integers(1, 12))):
-                        assert h.document == f"doc {h.id[1:]}" and h.metadata == {"i": int(h.id[1:])}
+                        assert h.document == f"doc {h.id[1:]}"
+                        assert h.metadata == {"i": int(h.id[1:])}
             except BaseException as exc:  # reported below
                 errors.append(exc)
 

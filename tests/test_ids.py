@@ -150,7 +150,9 @@ def test_check_tenant_id_follows_the_rules(s):
 def assert_safe_name(name: str) -> None:
     assert NAME_RE.match(name), name
     assert name not in (".", "..")
-    assert "/" not in name and "\\" not in name and "\x00" not in name
+    assert "/" not in name
+    assert "\\" not in name
+    assert "\x00" not in name
     assert not name.startswith(".")
     assert 0 < len(name) <= 200
     assert len(name.encode()) <= 200
@@ -175,7 +177,8 @@ def test_dir_name_encoding_is_pinned():
     assert tenant_dir_name("a.b") == "a_2eb"
     assert tenant_dir_name("é") == "_c3_a9"
     long_name = tenant_dir_name("😀" * 128)
-    assert long_name.startswith("~") and len(long_name) == 65
+    assert long_name.startswith("~")
+    assert len(long_name) == 65
 
 
 @pytest.mark.parametrize(
@@ -257,7 +260,8 @@ def test_case_distinct_tenants_in_a_store(tmp_path):
         assert [h.id for h in upper.query([0, 1, 0, 0], k=5)] == ["u"]
         assert not store.has_tenant("ACME")
         dirs = sorted(os.listdir(tmp_path / "s" / "tenants"))
-        assert len(dirs) == 2 and len({d.lower() for d in dirs}) == 2
+        assert len(dirs) == 2
+        assert len({d.lower() for d in dirs}) == 2
     with tenantvec.Store(tmp_path / "s") as store:
         assert store.tenants() == ["Acme", "acme"]
         assert store.tenant("Acme").get(ids=["u"])[0].metadata == {"who": "Acme"}

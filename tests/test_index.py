@@ -108,7 +108,8 @@ class IndexContract:
         res = idx.search(random_vectors(3, seed=1), k=5)
         assert len(res) == 3
         for labels, dists in res:
-            assert len(labels) == 0 and len(dists) == 0
+            assert len(labels) == 0
+            assert len(dists) == 0
 
     @pytest.mark.parametrize("metric", METRICS)
     def test_add_len_labels_get_vectors(self, make, metric):
@@ -258,7 +259,8 @@ class IndexContract:
         idx.remove(np.array(sorted(alive), dtype=np.int64))
         assert len(idx) == 0
         for labels, dists in idx.search(vecs[:2], k=10):
-            assert len(labels) == 0 and len(dists) == 0
+            assert len(labels) == 0
+            assert len(dists) == 0
 
     # ------------------------------------------------------------------ allowed labels
     @pytest.mark.parametrize("metric", METRICS)
@@ -547,7 +549,8 @@ def test_link_unreachable_links_them_and_changes_nothing_else():
         assert len(left) <= len(lost)
         before_total, after_total = before_total + len(lost), after_total + len(left)
         # re-linking changes no label, tombstone or vector
-        assert idx.labels().tolist() == labels.tolist() and len(idx) == len(live)
+        assert idx.labels().tolist() == labels.tolist()
+        assert len(idx) == len(live)
         np.testing.assert_array_equal(idx.get_vectors(live), held)
     assert after_total < before_total / 4  # measured: 53 -> 4
 

@@ -110,7 +110,8 @@ def test_calls_landing_inside_a_drop_wait_and_fail(tmp_path: Path, monkeypatch: 
     assert not s.has_tenant("a")
     assert not s._manager.is_hot("a")
     new = s.create_tenant("a")
-    assert new.get() == [] and s.tenant("a").count() == 0
+    assert new.get() == []
+    assert s.tenant("a").count() == 0
     s.tenant("a").add(ones(), ids=["new"])
     with pytest.raises(tenantvec.TenantNotFound):
         old.add(ones(), ids=["into-the-old-one"])
@@ -148,7 +149,8 @@ def test_a_call_running_when_the_drop_starts_completes_first(tmp_path: Path) -> 
     seen.append(shard.count())  # the running call still reads its tenant
     s._manager.unpin(shard)
     th.join(5)
-    assert dropped.is_set() and seen == [1]
+    assert dropped.is_set()
+    assert seen == [1]
     with pytest.raises(tenantvec.TenantNotFound):
         t.count()
     s.close()
@@ -298,7 +300,8 @@ class Follower:
         )
 
     def __call__(self, **cmd: object) -> dict:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
@@ -339,7 +342,8 @@ def test_follower_never_serves_a_dropped_or_previous_incarnation(
         assert sorted(r[0] for r in got) == sorted(f"new{i}" for i in range(n))
         assert {r[1] for r in got} == {"second customer"}
         hits = f(op="query", tenant="a", vector=vecs[0].tolist(), k=3, where={"i": {"$lt": 3}})["ok"]
-        assert hits and all(h[0].startswith("new") and h[2]["who"] == "second" and h[2]["i"] < 3 for h in hits)
+        assert hits
+        assert all(h[0].startswith("new") and h[2]["who"] == "second" and h[2]["i"] < 3 for h in hits)
         f(op="bind", handle="new", tenant="a")
         assert f(op="count", handle="new")["ok"] == n
     finally:
@@ -466,9 +470,11 @@ def test_writer_shard_whose_swap_cannot_reopen_is_loaded_again(tmp_path: Path, m
     monkeypatch.setattr(_shard, "reserve_lock_file", full_once)
     with pytest.raises(tenantvec.StorageFull):
         t.compact()
-    assert t.count() == 10 and s.tenant("a").count() == 10
+    assert t.count() == 10
+    assert s.tenant("a").count() == 10
     t.add(ones(), ids=["more"])
-    assert s.verify("a").ok and t.count() == 11
+    assert s.verify("a").ok
+    assert t.count() == 11
     s.close()
 
 
@@ -493,7 +499,8 @@ def test_a_failed_rename_that_is_not_a_collision_is_not_tenant_exists(
     with pytest.raises(tenantvec.StorageFull):
         s.import_tenant("c", tmp_path / "seed.tvx")
     monkeypatch.setattr(os, "rename", real)
-    assert not s.has_tenant("a") and not s.has_tenant("c")
+    assert not s.has_tenant("a")
+    assert not s.has_tenant("c")
     assert not [p for p in (tmp_path / "tenants").iterdir() if p.name.startswith(".tmp-")]
     s.close()
 

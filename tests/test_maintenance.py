@@ -89,7 +89,8 @@ def test_verify_detects_truncated_index_and_fix_rebuilds(hnsw_store: Path) -> No
         assert index.stat().st_size > size // 2  # a new snapshot (its graph may differ slightly)
         assert store.verify("h").ok
         after = [h.id for h in store.tenant("h").query(_vecs(1, 16, 9)[0], k=5)]
-        assert after[0] == before[0] and len(set(after) & set(before)) >= 4
+        assert after[0] == before[0]
+        assert len(set(after) & set(before)) >= 4
 
 
 def test_verify_detects_foreign_tenant_id_and_cannot_fix_it(hnsw_store: Path) -> None:
@@ -101,7 +102,8 @@ def test_verify_detects_foreign_tenant_id_and_cannot_fix_it(hnsw_store: Path) ->
         r = store.verify("e")
         assert not r.ok and any("stored tenant id 'h'" in p for p in r.problems), r.problems
         r = store.verify("e", fix=True)
-        assert not r.ok and r.fixed == ()
+        assert not r.ok
+        assert r.fixed == ()
         with pytest.raises(tenantvec.CorruptShard):
             store.tenant("e").count()
         states = {s.tenant: s.state for s in store.tenant_summaries()}
@@ -121,10 +123,13 @@ def test_verify_detects_corrupt_record_and_fix_drops_it(hnsw_store: Path) -> Non
         r = store.verify("h", fix=True)
         assert r.ok and any("removed 1 unusable record" in f for f in r.fixed), r
         t = store.tenant("h")
-        assert t.count() == 599 and t.get(["r3"]) == [] and len(t.get(["r2", "r4"])) == 2
+        assert t.count() == 599
+        assert t.get(["r3"]) == []
+        assert len(t.get(["r2", "r4"])) == 2
         assert store.verify("h").ok
         hits = t.query(_vecs(600, 16)[3], k=600)
-        assert "r3" not in {h.id for h in hits} and len(hits) == 599
+        assert "r3" not in {h.id for h in hits}
+        assert len(hits) == 599
 
 
 def test_verify_repairs_id_map_and_bad_vectors(hnsw_store: Path) -> None:
@@ -167,7 +172,8 @@ def test_verify_detects_index_that_disagrees_with_lmdb(hnsw_store: Path) -> None
         assert not r.ok and any("index holds" in p for p in r.problems), r.problems
         r = store.verify("h", fix=True)
         assert r.ok, r
-        assert store.verify("h").ok and store.tenant("h").count() == 599
+        assert store.verify("h").ok
+        assert store.tenant("h").count() == 599
 
 
 def test_verify_reports_records_no_search_reaches_and_fix_rebuilds(hnsw_store: Path, monkeypatch) -> None:
@@ -215,17 +221,25 @@ def test_compaction_after_deleting_90_percent(tmp_path: Path) -> None:
         t.delete(ids=[f"r{i}" for i in range(n) if i % 10])
         store.flush()
         info = t.info()
-        assert info.index_kind == "hnsw" and info.count == 2000 and info.deleted == 18_000
+        assert info.index_kind == "hnsw"
+        assert info.count == 2000
+        assert info.deleted == 18_000
         before = _answers(t, qs)
         plan = store.compact("big", dry_run=True)
-        assert plan.dry_run and plan.deleted_before == 18_000 and plan.bytes_after < plan.bytes_before / 2
+        assert plan.dry_run
+        assert plan.deleted_before == 18_000
+        assert plan.bytes_after < plan.bytes_before / 2
         r = t.compact()
-        assert r.index_before == r.index_after == "hnsw" and r.count == 2000 and r.deleted_before == 18_000
+        assert r.index_before == r.index_after == "hnsw"
+        assert r.count == 2000
+        assert r.deleted_before == 18_000
         assert r.bytes_after < 0.2 * r.bytes_before, r
         assert r.memory_after < 0.5 * r.memory_before, r
         after = _answers(t, qs)
         info2 = t.info()
-        assert info2.deleted == 0 and info2.count == 2000 and info2.bytes_on_disk == r.bytes_after
+        assert info2.deleted == 0
+        assert info2.count == 2000
+        assert info2.bytes_on_disk == r.bytes_after
         # the dry run's estimate was in the right range
         assert 0.5 < plan.bytes_after / r.bytes_after < 2.0, (plan, r)
     # same answers: compared with each other and with exact search over the live records
@@ -254,11 +268,14 @@ def test_compaction_switches_small_tenant_to_exact(tmp_path: Path) -> None:
         r = t.compact()
         assert (r.index_before, r.index_after) == ("hnsw", "exact")
         info = t.info()
-        assert info.index_kind == "exact" and info.count == 200 and info.deleted == 0
+        assert info.index_kind == "exact"
+        assert info.count == 200
+        assert info.deleted == 0
         assert not (_tdir(tmp_path / "s", "t") / "index.hnsw").exists()
         assert [h.id for h in t.query(v[900], k=1)] == ["r900"]
         t.add(_vecs(300, 8, 3), ids=[f"n{i}" for i in range(300)])  # grows past the threshold again
-        assert t.info().index_kind == "hnsw" and t.count() == 500
+        assert t.info().index_kind == "hnsw"
+        assert t.count() == 500
         assert store.verify("t").ok
 
 
@@ -281,7 +298,8 @@ def test_compaction_catches_up_with_writes_made_while_it_builds(tmp_path: Path, 
         r = t.compact()
         monkeypatch.undo()
         assert r.count == 1000 - 700 + 50 == t.count()
-        assert t.get(["r650"]) == [] and len(t.get(["new49", "r999"])) == 2
+        assert t.get(["r650"]) == []
+        assert len(t.get(["new49", "r999"])) == 2
         assert [h.id for h in t.query(extra[3], k=1)] == ["new3"]
         assert [h.id for h in t.query(v[702] * 2, k=1)] == ["r702"]
         assert store.verify("t").ok
@@ -312,7 +330,9 @@ def test_compaction_serves_queries_meanwhile(tmp_path: Path) -> None:
         finally:
             stop.set()
             th.join()
-        assert not errors and answers and set(answers) == {"r1"}
+        assert not errors
+        assert answers
+        assert set(answers) == {"r1"}
 
 
 def test_automatic_compaction_after_deletes(tmp_path: Path) -> None:
@@ -323,7 +343,9 @@ def test_automatic_compaction_after_deletes(tmp_path: Path) -> None:
         assert t.info().deleted == 2000
         t.delete(ids=[f"r{i}" for i in range(2000, 3000)])  # 60 %: compacts
         info = t.info()
-        assert info.deleted == 0 and info.count == 2000 and info.index_kind == "hnsw"
+        assert info.deleted == 0
+        assert info.count == 2000
+        assert info.index_kind == "hnsw"
         assert store.verify("t").ok
 
 
@@ -334,7 +356,9 @@ def test_compaction_of_exact_tenant_and_readonly_refusal(tmp_path: Path) -> None
         _fill(t, 500, 8)
         t.delete(where={"kind": "fact"})
         r = store.compact("t")
-        assert r.index_after == "exact" and r.count == 250 and r.bytes_after <= r.bytes_before
+        assert r.index_after == "exact"
+        assert r.count == 250
+        assert r.bytes_after <= r.bytes_before
     with _open(root, readonly=True) as store:
         assert store.compact("t", dry_run=True).dry_run
         with pytest.raises(tenantvec.ReadOnlyStore):
@@ -358,7 +382,10 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         finally:
             store._manager.unpin(shard)
         rep = store.export_tenant("src", tmp_path / "src.tvx")
-        assert rep.records == 698 and rep.working_memory == 1 and rep.dim == 12 and rep.metric == "l2"
+        assert rep.records == 698
+        assert rep.working_memory == 1
+        assert rep.dim == 12
+        assert rep.metric == "l2"
         assert (tmp_path / "src.tvx").stat().st_size == rep.bytes
         assert not (tmp_path / "src.tvx.partial").exists()
         t2 = store.import_tenant("copy", tmp_path / "src.tvx")
@@ -373,7 +400,8 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         assert (info.dim, info.metric, info.count, info.index_kind) == (12, "l2", 698, "hnsw")
         qs = _vecs(5, 12, seed=4)
         for x, y in zip(_answers(t, qs), _answers(t2, qs)):  # the rebuilt graph may differ slightly
-            assert x[0] == y[0] and len(set(x) & set(y)) >= 9
+            assert x[0] == y[0]
+            assert len(set(x) & set(y)) >= 9
         assert t2.count(where={"kind": "x"}) == t.count(where={"kind": "x"})
         shard = store._manager.pin("copy")
         try:
@@ -430,7 +458,8 @@ def test_export_with_valid_checksum_but_bad_record_is_refused(tmp_path: Path) ->
     with _open(root, dim=8) as store:
         with pytest.raises(tenantvec.CorruptExport, match="twice"):
             store.import_tenant("dst", tmp_path / "dup.tvx")
-        assert store.tenants() == [] and os.listdir(root / "tenants") == []
+        assert store.tenants() == []
+        assert os.listdir(root / "tenants") == []
 
 
 # ---------------------------------------------------------------------------- plan
@@ -453,14 +482,17 @@ def test_plan_matches_a_real_tenant(tmp_path: Path) -> None:
 
 def test_plan_arithmetic() -> None:
     p = plan_capacity(1000, 5000, 384, 0.05)
-    assert p.index_kind == "hnsw" and p.hot_tenants == 50
+    assert p.index_kind == "hnsw"
+    assert p.hot_tenants == 50
     assert p.disk_total == 1000 * p.disk_per_tenant
     per_tenant = p.index_memory_per_tenant + p.records_memory_per_tenant + p.filter_memory_per_tenant
     assert p.memory_hot == 50 * per_tenant
     assert p.records_memory_per_tenant == hot_records_bytes(5000, p.constants["record_bytes"], 4)
-    assert p.suggested_memory_budget > p.memory_hot and p.suggested_max_hot == 50
+    assert p.suggested_memory_budget > p.memory_hot
+    assert p.suggested_max_hot == 50
     small = plan_capacity(10, 100, 64, 1.0)
-    assert small.index_kind == "exact" and small.index_memory_per_tenant < 100_000
+    assert small.index_kind == "exact"
+    assert small.index_memory_per_tenant < 100_000
     with pytest.raises(tenantvec.InvalidArgument):
         plan_capacity(-1, 10, 8)
     with pytest.raises(tenantvec.InvalidArgument):
@@ -476,7 +508,8 @@ def test_maintenance_on_a_running_store(tmp_path: Path) -> None:
             _fill(store.create_tenant(tid), 30, 8)
         store.tenant("a").count()
         states = {s.tenant: s.state for s in store.tenant_summaries()}
-        assert states["a"] == "hot" and set(states) == {"a", "Acme Corp", long_id}
+        assert states["a"] == "hot"
+        assert set(states) == {"a", "Acme Corp", long_id}
         assert {s.count for s in store.tenant_summaries()} == {30}
         store.deactivate("Acme Corp")
         assert store.tenant_summaries(["Acme Corp"])[0].state == "inactive"

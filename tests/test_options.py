@@ -43,7 +43,8 @@ def test_parse_size_good(value, expected):
 def test_parse_size_bad(value):
     with pytest.raises(InvalidArgument) as ei:
         parse_size(value)
-    assert isinstance(ei.value, TenantVecError) and isinstance(ei.value, ValueError)
+    assert isinstance(ei.value, TenantVecError)
+    assert isinstance(ei.value, ValueError)
     assert repr(value) in str(ei.value)
     assert "memory_budget" in str(ei.value)
 
@@ -56,7 +57,8 @@ def test_parse_size_names_the_option():
 # ------------------------------------------------------------------ StoreOptions defaults
 def test_defaults():
     opts = StoreOptions()
-    assert opts.dim is None and opts.metric is None
+    assert opts.dim is None
+    assert opts.metric is None
     assert opts.memory_budget == 1024**3
     assert opts.max_hot == 256
     assert opts.readonly is False
@@ -181,7 +183,8 @@ def test_explicit_dim_mismatch(tmp_path):
         pass
     with pytest.raises(DimensionMismatch) as ei:
         tenantvec.Store(root, dim=16)
-    assert "8" in str(ei.value) and "16" in str(ei.value)
+    assert "8" in str(ei.value)
+    assert "16" in str(ei.value)
     with tenantvec.Store(root) as store:  # the failed open released the lock
         assert store.dim == 8
 
@@ -192,6 +195,7 @@ def test_explicit_metric_mismatch(tmp_path):
         pass
     with pytest.raises(TenantVecError) as ei:
         tenantvec.Store(root, metric="l2")
-    assert "'l2'" in str(ei.value) and "'cosine'" in str(ei.value)
+    assert "'l2'" in str(ei.value)
+    assert "'cosine'" in str(ei.value)
     with tenantvec.Store(root) as store:
         assert store.metric == "cosine"

@@ -224,7 +224,8 @@ def test_stale_snapshot_from_earlier_checkpoint_heals(tmp_path, caplog):
         t = store.tenant("acme")
         assert t.get(ids=gone) == []
         hit = t.query(model["m1"], k=1)[0]
-        assert hit.id == "m1" and hit.distance == pytest.approx(0.0, abs=1e-4)
+        assert hit.id == "m1"
+        assert hit.distance == pytest.approx(0.0, abs=1e-4)
     assert warnings_for(caplog, "acme")
 
 
@@ -263,7 +264,8 @@ def test_leftovers_of_an_interrupted_snapshot_or_compaction_are_harmless_and_rem
     (work / "data.mdb").write_bytes(b"\x00" * 4096)
     with tenantvec.Store(root, readonly=True) as store:
         check_tenant(store, "acme", model)
-    assert work.is_dir() and (shard_dir / "index.hnsw.partial").exists()
+    assert work.is_dir()
+    assert (shard_dir / "index.hnsw.partial").exists()
     with open_store(root) as store:
         check_tenant(store, "acme", model)
         assert sorted(p.name for p in shard_dir.iterdir()) == ["data.mdb", "index.hnsw", "lock.mdb"]
@@ -290,7 +292,8 @@ def test_shard_with_foreign_tenant_id_is_refused(tmp_path):
         for _ in range(2):
             with pytest.raises(tenantvec.CorruptShard) as exc:
                 store.tenant("b")
-            assert "'b'" in str(exc.value) and "'a'" in str(exc.value)
+            assert "'b'" in str(exc.value)
+            assert "'a'" in str(exc.value)
         assert store.stats()["hot"] == 0, "a refused shard must not stay loaded"
         # The rest of the store keeps working.
         c = store.create_tenant("c")
@@ -436,7 +439,8 @@ def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):
         ex.delete(ids=["e9"])
         del models["ex"]["e9"]
         info = hn.info()
-        assert info.index_kind == "hnsw" and info.checkpoint_seq < info.seq
+        assert info.index_kind == "hnsw"
+        assert info.checkpoint_seq < info.seq
 
         with python_child(READER, str(root), env=subprocess_env, cwd=tmp_path) as proc:
             line = proc.stdout.readline()

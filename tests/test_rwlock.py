@@ -114,7 +114,8 @@ def test_interrupted_writer_releases_the_readers_it_held_back():
     with lock._lock:
         cond.notify_first()  # wakes only the writer (the first waiter); its wait() raises
     w.join(5)
-    assert outcome == ["interrupted"] and lock._waiting == 0
+    assert outcome == ["interrupted"]
+    assert lock._waiting == 0
     assert got_read.wait(5), "reader stayed blocked after the writer gave up"
     r.join(5)
     lock.release_read()

@@ -111,7 +111,8 @@ class TenantModel:
             assert h.metadata.get("tenant") == self.tenant_id, f"foreign record {h} in {self.tenant_id}"
             assert h.id in by_id, f"hit {h.id!r} is not a live matching record of {self.tenant_id!r}"
             _, meta, doc = self.records[h.id]
-            assert h.metadata == meta and h.document == doc
+            assert h.metadata == meta
+            assert h.document == doc
             assert np.isclose(h.distance, by_id[h.id], rtol=RTOL, atol=ATOL), (h, by_id[h.id])
         got = np.array([h.distance for h in hits])
         assert np.all(np.diff(got) >= -ATOL), f"hits not sorted nearest first: {got}"
@@ -210,7 +211,8 @@ class StoreMachine(RuleBasedStateMachine):
             ids = data.draw(st.permutations(free))[:n]
         model.note_put(n)
         got = self.handles[tid].add(vecs, ids=ids, documents=docs, metadata=metas)
-        assert len(got) == n and len(set(got)) == n
+        assert len(got) == n
+        assert len(set(got)) == n
         if ids is not None:
             assert got == ids
         model.add(got, vecs, metas, docs)
@@ -297,7 +299,8 @@ class StoreMachine(RuleBasedStateMachine):
         exact = info.index_kind == "exact"
         if batch:
             rows = handle.query(qs, k=k, where=where)
-            assert isinstance(rows, list) and len(rows) == len(qs)
+            assert isinstance(rows, list)
+            assert len(rows) == len(qs)
         else:
             rows = [handle.query(qs[0], k=k, where=where)]
         for q, hits in zip(qs, rows):

@@ -282,7 +282,8 @@ def test_add_returns_ids(store):
     t = store.create_tenant("acme")
     assert t.add(E[:2], ids=["x", "y"]) == ["x", "y"]
     gen = t.add(E[2:])
-    assert len(gen) == 2 and len(set(gen)) == 2
+    assert len(gen) == 2
+    assert len(set(gen)) == 2
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in gen)
     assert t.count() == 4
     assert {r.id for r in t.get(where={})} == {"x", "y", *gen}
@@ -426,16 +427,21 @@ def test_deleted_records_leave_the_index(acme):
 # ------------------------------------------------------------------ query
 def test_query_shapes(acme):
     hits = acme.query(E[1], k=2)
-    assert isinstance(hits, list) and all(isinstance(h, tenantvec.Hit) for h in hits)
+    assert isinstance(hits, list)
+    assert all(isinstance(h, tenantvec.Hit) for h in hits)
     assert hits[0].id == "b"
     assert hits[0].distance == pytest.approx(0.0, abs=1e-6)
-    assert hits[0].metadata == {"kind": "event"} and hits[0].document is None
+    assert hits[0].metadata == {"kind": "event"}
+    assert hits[0].document is None
     rows = acme.query(E[[2, 0]], k=2)
-    assert isinstance(rows, list) and len(rows) == 2
+    assert isinstance(rows, list)
+    assert len(rows) == 2
     assert all(isinstance(r, list) and len(r) == 2 for r in rows)
-    assert rows[0][0].id == "c" and rows[1][0].id == "a"
+    assert rows[0][0].id == "c"
+    assert rows[1][0].id == "a"
     one_row = acme.query(E[[3]], k=1)
-    assert len(one_row) == 1 and one_row[0][0].id == "d"
+    assert len(one_row) == 1
+    assert one_row[0][0].id == "d"
     as_list = acme.query([0.0, 0.0, 0.0, 1.0], k=1)
     assert as_list[0].id == "d"
 
@@ -459,7 +465,8 @@ def test_query_huge_k_returns_every_live_record(root, threshold):
         q = rng.normal(size=DIM).astype(np.float32)
         for k in (28, 10**6, 10**12):
             hits = t.query(q, k=k)
-            assert len(hits) == 27 and len({h.id for h in hits}) == 27
+            assert len(hits) == 27
+            assert len({h.id for h in hits}) == 27
             assert [h.distance for h in hits] == sorted(h.distance for h in hits)
         assert [len(row) for row in t.query(np.stack([q, q]), k=10**12)] == [27, 27]
 
@@ -554,8 +561,10 @@ def test_in_memory_records_follow_writes_and_are_counted(root, threshold):
         assert t.delete(ids=["r5", "r6"]) == 2
         hits = {h.id: (h.metadata, h.document) for h in t.query(vecs[0], k=30)}
         assert set(hits) == {f"r{i}" for i in range(20) if i not in (5, 6)} | {"late"}
-        assert hits["r0"] == ({"v": 2}, "new") and hits["r1"] == ({}, None)
-        assert hits["late"] == ({"v": 3}, None) and hits["r2"] == ({}, "x" * 2000)
+        assert hits["r0"] == ({"v": 2}, "new")
+        assert hits["r1"] == ({}, None)
+        assert hits["late"] == ({"v": 3}, None)
+        assert hits["r2"] == ({}, "x" * 2000)
         # 2 upserted documents shrank by 2,000 B each, 2 records left: at least 8,000 B less
         assert t.info().memory_bytes <= warm - 8000 + 2 * 200
 
@@ -569,7 +578,8 @@ def test_isolation_between_tenants(store):
     assert b.get(ids=["same", "only-a"])[0].metadata == {"t": "b"}
     assert b.get(ids=["only-a"]) == []
     assert b.delete(ids=["only-a"]) == 0
-    assert a.count() == 2 and b.count() == 1
+    assert a.count() == 2
+    assert b.count() == 1
     assert b.delete(where={}) == 1
     assert a.count() == 2
 

@@ -447,7 +447,8 @@ def test_import_with_bad_path_is_invalid_argument(exact_env, tmp_path, case):
 def rewrite_export(src: Path, dst: Path, edit: Any) -> None:
     """Copy an export file, letting ``edit(records)`` change its records, with a valid checksum."""
     data = src.read_bytes()
-    assert data[:8] == b"TVEXPORT" and data[-40:-32] == b"TVSHA256"
+    assert data[:8] == b"TVEXPORT"
+    assert data[-40:-32] == b"TVSHA256"
     unpacker = msgpack.Unpacker(io.BytesIO(data[8:-40]), raw=False, strict_map_key=False)
     header = next(unpacker)
     records = [next(unpacker) for _ in range(header["count"])]
@@ -513,7 +514,8 @@ def test_cli_filters_too_deep(tmp_path):
     for args in (["get", "acme", "--where", deep], ["search", "acme", "--vector", "[1, 2, 3, 4]", "--where", deep]):
         r = run_cli(root, *args)
         assert r.exit_code == 1, r.output
-        assert f"deeper than {FILTER_LIMIT} levels" in r.output and "where.$not.$not" in r.output
+        assert f"deeper than {FILTER_LIMIT} levels" in r.output
+        assert "where.$not.$not" in r.output
     # nested too deep for the JSON decoder itself: a usage error, not a traceback
     deeper = '{"$not": ' * 5000 + '{"n": 1}' + "}" * 5000
     r = run_cli(root, "get", "acme", "--where", deeper)
