@@ -89,110 +89,121 @@ def payload(i: int, R: int) -> tuple[list[str], list[str], list[dict[str, Any]]]
     return ids, docs, metas
 
 
+def run_tenantvec(a: dict[str, Any], gen: Clustered, loads: dict[str, Any], out: dict[str, Any],
+                  create: list[float], add: list[float]) -> None:
+    import tenantvec
+
+    T, R, root, max_hot = a["tenants"], a["records"], a["root"], a["max_hot"]
+    store = tenantvec.Store(root, memory_budget=a["budget"], max_hot=max_hot)
+    out["budget"] = store.stats()["memory_budget"]
+    out["max_hot_effective"] = store.stats()["max_hot"]
+    max_mem = 0
+    for i in range(T):
+        X = gen.tenant_vectors(i, R)
+        ids, docs, metas = payload(i, R)
+        t0 = now()
+        t = store.create_tenant(tid(i))
+        t1 = now()
+        t.add(X, ids=ids, documents=docs, metadata=metas)
+        t2 = now()
+        create.append(t1 - t0)
+        add.append(t2 - t1)
+        if i % 64 == 0:
+            max_mem = max(max_mem, store.stats()["memory_bytes"])
+    st = store.stats()
+    out["after_ingest"] = {k: st[k] for k in ("hot", "loads", "evictions", "memory_bytes", "hit_rate")}
+    out["kind"] = store.tenant(tid(0)).info().index_kind
+    out["rss_ingest"] = rss_bytes()
+
+    def one(i: int, q: np.ndarray) -> Any:
+        return store.tenant(tid(i)).query(q, k=K)
+
+    out["access"] = {}
+    for name, (tenants, queries) in loads.items():
+        s0 = store.stats()
+        r = access(one, tenants, queries)
+        s1 = store.stats()
+        dh, dm = s1["hits"] - s0["hits"], s1["misses"] - s0["misses"]
+        r.update(hit_rate=dh / max(dh + dm, 1), loads=s1["loads"] - s0["loads"],
+                 evictions=s1["evictions"] - s0["evictions"], memory_bytes=s1["memory_bytes"],
+                 hot=s1["hot"], rss=rss_bytes())
+        max_mem = max(max_mem, s1["memory_bytes"])
+        out["access"][name] = r
+    out["max_memory_bytes"] = max_mem
+    t0 = now()
+    store.close()
+    out["close_s"] = now() - t0
+
+
+def run_baseline(a: dict[str, Any], gen: Clustered, loads: dict[str, Any], out: dict[str, Any],
+                 create: list[float]) -> None:
+    system, T, R, root, max_hot = a["system"], a["tenants"], a["records"], a["root"], a["max_hot"]
+    os.makedirs(root, exist_ok=True)
+    ext = ".npy" if system == "numpy" else ".hnsw"
+
+    def path(i: int) -> str:
+        return os.path.join(root, tid(i) + ext)
+
+    if system == "numpy":
+        def save(i: int, X: np.ndarray) -> None:
+            np.save(path(i), X)
+
+        def load(i: int) -> Any:
+            return np.load(path(i))
+
+        def query(m: Any, q: np.ndarray) -> Any:
+            s = m @ (q / np.linalg.norm(q))
+            top = np.argpartition(s, -K)[-K:]
+            return top[np.argsort(-s[top])]
+    else:
+        import hnswlib
+
+        def save(i: int, X: np.ndarray) -> None:
+            idx = hnswlib.Index(space="cosine", dim=DIM)
+            idx.init_index(max_elements=len(X), ef_construction=HNSW_EFC, M=HNSW_M, random_seed=HNSW_SEED)
+            idx.add_items(X, np.arange(len(X)))
+            idx.save_index(path(i))
+
+        def load(i: int) -> Any:
+            idx = hnswlib.Index(space="cosine", dim=DIM)
+            idx.load_index(path(i))
+            idx.set_ef(HNSW_EF)
+            return idx
+
+        def query(m: Any, q: np.ndarray) -> Any:
+            return m.knn_query(q, k=K, num_threads=1)
+
+    for i in range(T):
+        X = gen.tenant_vectors(i, R)
+        t0 = now()
+        save(i, X)
+        fsync_file(path(i))
+        create.append(now() - t0)
+    out["rss_ingest"] = rss_bytes()
+    out["access"] = {}
+    for name, (tenants, queries) in loads.items():
+        lru = LRU(max_hot, load)
+        r = access(lambda i, q, lru=lru: query(lru.get(i), q), tenants, queries)
+        h, m, e = lru.counters()
+        r.update(hit_rate=h / max(h + m, 1), loads=m, evictions=e, hot=len(lru.d), rss=rss_bytes())
+        if system == "numpy":
+            r["memory_bytes"] = sum(v.nbytes for v in lru.d.values())
+        out["access"][name] = r
+        del lru
+
+
 def main() -> None:
     a = json.loads(sys.argv[1])
     system, T, R, ops, root = a["system"], a["tenants"], a["records"], a["ops"], a["root"]
-    max_hot = a["max_hot"]
     gen = Clustered(a["centers"])
     loads = workloads(T, ops, gen)
     out: dict[str, Any] = {"system": system, "tenants": T, "records": R, "rss_start": rss_bytes()}
     create: list[float] = []
     add: list[float] = []
     if system == "tenantvec":
-        import tenantvec
-
-        store = tenantvec.Store(root, memory_budget=a["budget"], max_hot=max_hot)
-        out["budget"] = store.stats()["memory_budget"]
-        out["max_hot_effective"] = store.stats()["max_hot"]
-        max_mem = 0
-        for i in range(T):
-            X = gen.tenant_vectors(i, R)
-            ids, docs, metas = payload(i, R)
-            t0 = now()
-            t = store.create_tenant(tid(i))
-            t1 = now()
-            t.add(X, ids=ids, documents=docs, metadata=metas)
-            t2 = now()
-            create.append(t1 - t0)
-            add.append(t2 - t1)
-            if i % 64 == 0:
-                max_mem = max(max_mem, store.stats()["memory_bytes"])
-        st = store.stats()
-        out["after_ingest"] = {k: st[k] for k in ("hot", "loads", "evictions", "memory_bytes", "hit_rate")}
-        out["kind"] = store.tenant(tid(0)).info().index_kind
-        out["rss_ingest"] = rss_bytes()
-
-        def one(i: int, q: np.ndarray) -> Any:
-            return store.tenant(tid(i)).query(q, k=K)
-
-        out["access"] = {}
-        for name, (tenants, queries) in loads.items():
-            s0 = store.stats()
-            r = access(one, tenants, queries)
-            s1 = store.stats()
-            dh, dm = s1["hits"] - s0["hits"], s1["misses"] - s0["misses"]
-            r.update(hit_rate=dh / max(dh + dm, 1), loads=s1["loads"] - s0["loads"],
-                     evictions=s1["evictions"] - s0["evictions"], memory_bytes=s1["memory_bytes"],
-                     hot=s1["hot"], rss=rss_bytes())
-            max_mem = max(max_mem, s1["memory_bytes"])
-            out["access"][name] = r
-        out["max_memory_bytes"] = max_mem
-        t0 = now()
-        store.close()
-        out["close_s"] = now() - t0
+        run_tenantvec(a, gen, loads, out, create, add)
     elif system in ("numpy", "hnswlib"):
-        os.makedirs(root, exist_ok=True)
-        ext = ".npy" if system == "numpy" else ".hnsw"
-
-        def path(i: int) -> str:
-            return os.path.join(root, tid(i) + ext)
-
-        if system == "numpy":
-            def save(i: int, X: np.ndarray) -> None:
-                np.save(path(i), X)
-
-            def load(i: int) -> Any:
-                return np.load(path(i))
-
-            def query(m: Any, q: np.ndarray) -> Any:
-                s = m @ (q / np.linalg.norm(q))
-                top = np.argpartition(s, -K)[-K:]
-                return top[np.argsort(-s[top])]
-        else:
-            import hnswlib
-
-            def save(i: int, X: np.ndarray) -> None:
-                idx = hnswlib.Index(space="cosine", dim=DIM)
-                idx.init_index(max_elements=len(X), ef_construction=HNSW_EFC, M=HNSW_M, random_seed=HNSW_SEED)
-                idx.add_items(X, np.arange(len(X)))
-                idx.save_index(path(i))
-
-            def load(i: int) -> Any:
-                idx = hnswlib.Index(space="cosine", dim=DIM)
-                idx.load_index(path(i))
-                idx.set_ef(HNSW_EF)
-                return idx
-
-            def query(m: Any, q: np.ndarray) -> Any:
-                return m.knn_query(q, k=K, num_threads=1)
-
-        for i in range(T):
-            X = gen.tenant_vectors(i, R)
-            t0 = now()
-            save(i, X)
-            fsync_file(path(i))
-            create.append(now() - t0)
-        out["rss_ingest"] = rss_bytes()
-        out["access"] = {}
-        for name, (tenants, queries) in loads.items():
-            lru = LRU(max_hot, load)
-            r = access(lambda i, q, lru=lru: query(lru.get(i), q), tenants, queries)
-            h, m, e = lru.counters()
-            r.update(hit_rate=h / max(h + m, 1), loads=m, evictions=e, hot=len(lru.d), rss=rss_bytes())
-            if system == "numpy":
-                r["memory_bytes"] = sum(v.nbytes for v in lru.d.values())
-            out["access"][name] = r
-            del lru
+        run_baseline(a, gen, loads, out, create)
     else:
         raise SystemExit(f"unknown system {system!r}")
     out["create_s"] = create

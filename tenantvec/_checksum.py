@@ -59,7 +59,7 @@ def seal_rows(mat: np.ndarray) -> np.ndarray:
     """The stored values of the rows of a C-contiguous float32 matrix: an ``(n, 4*dim + 4)``
     byte matrix, each row the vector's bytes followed by their CRC32."""
     n, width = mat.shape[0], mat.shape[1] * 4
-    flat = memoryview(mat).cast("B")  # row slices of a memoryview: no copies, no array objects
+    flat = mat.data.cast("B")  # row slices of a memoryview: no copies, no array objects
     crcs = np.fromiter(map(crc32, [flat[i * width : (i + 1) * width] for i in range(n)]), dtype="<u4", count=n)
     out = np.empty((n, width + CRC_BYTES), dtype=np.uint8)
     out[:, :width] = mat.view(np.uint8).reshape(n, width)
@@ -127,7 +127,7 @@ def stored_id(raw: bytes | None) -> str | None:
     return rec[0] if isinstance(rec, list) and rec and isinstance(rec[0], str) else None
 
 
-def seal_database(txn: lmdb.Transaction, db: Any) -> int:
+def seal_database(txn: lmdb.Transaction[bytes], db: Any) -> int:
     """Seal every value of ``db`` in ``txn`` (format 1 to 2), in batches; returns how many."""
     cur = txn.cursor(db=db)
     more = cur.first()

@@ -198,7 +198,7 @@ def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]
         )
     if len(metadata) != n:
         raise InvalidArgument(f"tenant {tenant!r}: got {len(metadata)} metadata dicts for {n} vectors")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, m in enumerate(metadata):
         if m is None:
             out.append({})

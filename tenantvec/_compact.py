@@ -106,7 +106,7 @@ def _estimate(store: Store, tenant_id: str, path: str) -> CompactReport:
             return _estimate_from(store, tenant_id, path, f.env, f.dbs, None, None)
 
 
-def _dense_bytes(txn: lmdb.Transaction, db: Any) -> float:
+def _dense_bytes(txn: lmdb.Transaction[bytes], db: Any) -> float:
     """Bytes a database takes once rewritten with appends, from a sample of its items."""
     n = txn.stat(db)["entries"]
     if not n:
@@ -261,7 +261,7 @@ def _map_size(shard: Shard) -> int:
     return max(shard.opts.map_size, _size(os.path.join(shard.path, "data.mdb")) + (64 << 20))
 
 
-def _write(env: lmdb.Environment, body: Callable[[lmdb.Transaction], None]) -> None:
+def _write(env: lmdb.Environment, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
     """One write transaction on the new environment, growing its map when full."""
     write_txn(env, body, "compaction copy")
 
@@ -275,7 +275,7 @@ def _put_all(env: lmdb.Environment, db: Any, items: Iterable[tuple[bytes, bytes]
         _write(env, lambda txn, chunk=chunk: txn.cursor(db=db).putmulti(chunk, append=append))
 
 
-def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction, src: dict[str, Any]) -> tuple[lmdb.Environment, dict]:
+def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction[bytes], src: dict[str, Any]) -> tuple[lmdb.Environment, dict]:
     """Phase 1: every database but the op log, rewritten in key order with appends."""
     reserve_lock_file(tmp)
     env = lmdb.open(tmp, max_dbs=len(_DB_NAMES), map_size=_map_size(shard), sync=False, metasync=False)
@@ -292,7 +292,7 @@ def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction, src: dict[str, Any])
     return env, ddbs
 
 
-def _apply_changes(w: lmdb.Transaction, ddbs: dict, txn: lmdb.Transaction, src: dict, gone: np.ndarray,
+def _apply_changes(w: lmdb.Transaction[bytes], ddbs: dict, txn: lmdb.Transaction[bytes], src: dict, gone: np.ndarray,
                    new: np.ndarray, index: ExactIndex | HnswIndex, ckpt: dict | None, tenant: str) -> None:
     """Phase 2, one transaction on the new environment: the records written since the
     snapshot, the small databases whole, and the new index's kind and checkpoint. Values
@@ -327,7 +327,7 @@ def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict | None:
     return save_snapshot(index, os.path.join(tmp, INDEX_FILE), seq)
 
 
-def _record_index(w: lmdb.Transaction, ddbs: dict, index: ExactIndex | HnswIndex, ckpt: dict | None) -> None:
+def _record_index(w: lmdb.Transaction[bytes], ddbs: dict, index: ExactIndex | HnswIndex, ckpt: dict | None) -> None:
     meta = ddbs["meta"]
     w.put(b"kind", packb(index.kind), db=meta)
     if ckpt is None:

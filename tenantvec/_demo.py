@@ -93,8 +93,7 @@ def _minilm_dataset(path: Path) -> tuple[dict, list[tuple[str, np.ndarray]], str
     tenant, text, vecs = d["tenant"], d["text"], d["vectors"].astype(np.float32)
     data, queries = {}, []
     for tid in _MINILM_TENANTS:
-        rows = np.flatnonzero(tenant == tid)
-        rows = [r for r in rows if 30 <= len(text[r]) <= 160][:9]
+        rows = [r for r in np.flatnonzero(tenant == tid) if 30 <= len(text[r]) <= 160][:9]
         held, kept = rows[0], rows[1:]
         data[tid] = {
             "ids": [f"m{i + 1}" for i in range(len(kept))],

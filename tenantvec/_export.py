@@ -350,7 +350,7 @@ def _fill(store: Store, tenant_id: str, tmp: str, header: dict, unpacker: msgpac
             wm.append(entry)
         kind = "hnsw" if count > store.options.hnsw_threshold else "exact"
 
-        def finish(txn: lmdb.Transaction) -> None:
+        def finish(txn: lmdb.Transaction[bytes]) -> None:
             for k, v in wm:
                 txn.put(k, v, db=f.dbs["wm"])
             meta = f.dbs["meta"]
@@ -400,14 +400,14 @@ def _validate(batch: list, first: int, dim: int, metric: str, seen: set[str], pa
     return [[ids[i], metas[i], docs[i], float(batch[i][3]), float(batch[i][4]), vecs[i]] for i in range(len(batch))]
 
 
-def _write(f: Any, body: Callable[[lmdb.Transaction], None]) -> None:
+def _write(f: Any, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
     write_txn(f.env, body, "import")
 
 
 def _write_batch(f: Any, first: int, rows: list[list]) -> None:
     ids, recs, vecs = f.dbs["ids"], f.dbs["recs"], f.dbs["vecs"]
 
-    def body(txn: lmdb.Transaction) -> None:
+    def body(txn: lmdb.Transaction[bytes]) -> None:
         for i, (rid, meta, doc, created, updated, vec) in enumerate(rows):
             lb = pack_label(first + i)
             txn.put(rid.encode("utf-8"), seal(lb), db=ids)  # stored with their CRC32

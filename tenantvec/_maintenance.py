@@ -89,7 +89,7 @@ class _Files:
     env: lmdb.Environment
     dbs: dict[str, Any] = field(default_factory=dict)
 
-    def get_meta(self, txn: lmdb.Transaction, key: bytes, default: Any = None) -> Any:
+    def get_meta(self, txn: lmdb.Transaction[bytes], key: bytes, default: Any = None) -> Any:
         raw = txn.get(key, db=self.dbs["meta"])
         return default if raw is None else unpackb(raw)
 
@@ -158,7 +158,7 @@ def _close_unloaded(shard: Shard) -> None:
 
 
 # ---------------------------------------------------------------------------- listing
-def _peek(store: Store, tenant_id: str, path: str) -> TenantSummary:
+def _peek(tenant_id: str, path: str) -> TenantSummary:
     nbytes = _files_bytes(path)
     try:
         with _open_files(path, tenant_id, write=False) as f, f.env.begin() as txn:
@@ -186,7 +186,7 @@ def tenant_summary(store: Store, tenant_id: str) -> TenantSummary:
     path = _tenant_path(store, tenant_id, need_data=False)
     with store._manager.hold(tenant_id) as shard:
         if shard is None:
-            return _peek(store, tenant_id, path)
+            return _peek(tenant_id, path)
         info = shard.info("hot" if shard.active else "inactive")
         return TenantSummary(
             tenant=tenant_id, count=info.count, state=info.state, dim=info.dim, metric=info.metric,
@@ -240,7 +240,7 @@ def _valid_record(rec: Any) -> bool:
     )
 
 
-def _check_meta(f: _Files, txn: lmdb.Transaction, tenant_id: str, path: str, out: _Findings) -> dict | None:
+def _check_meta(f: _Files, txn: lmdb.Transaction[bytes], tenant_id: str, path: str, out: _Findings) -> dict | None:
     try:
         meta = {k: f.get_meta(txn, k) for k in (b"format", b"tenant", b"dim", b"metric", b"kind", b"seq", b"next_label")}
     except Exception as exc:
@@ -287,7 +287,7 @@ def _check_meta(f: _Files, txn: lmdb.Transaction, tenant_id: str, path: str, out
     return None if out.fatal else {k.decode(): v for k, v in meta.items()}
 
 
-def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings) -> dict[int, bytes]:
+def _check_records(f: _Files, txn: lmdb.Transaction[bytes], meta: dict, out: _Findings) -> dict[int, bytes]:
     """Records, vectors and the id map. Returns the live map label -> id bytes."""
     dim, metric, next_label = meta["dim"], meta["metric"], meta["next_label"]
     recs: dict[int, bytes] = {}
@@ -399,7 +399,7 @@ def _check_records(f: _Files, txn: lmdb.Transaction, meta: dict, out: _Findings)
     return live
 
 
-def _check_snapshot(f: _Files, txn: lmdb.Transaction, path: str, meta: dict, out: _Findings) -> bool:
+def _check_snapshot(f: _Files, txn: lmdb.Transaction[bytes], path: str, meta: dict, out: _Findings) -> bool:
     """Checkpoint, file size and checksum, op log; returns whether the snapshot is usable."""
     ckpt = f.get_meta(txn, b"ckpt")
     file = os.path.join(path, INDEX_FILE)

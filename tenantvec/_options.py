@@ -81,7 +81,7 @@ def check_metric(metric: object) -> str:
     """Validate a metric name."""
     if metric not in METRICS:
         raise InvalidArgument(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-    return metric  # type: ignore[return-value]
+    return metric
 
 
 def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:

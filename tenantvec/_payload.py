@@ -148,6 +148,8 @@ class PayloadIndex:
         resid = vectors - self.origin
         peak = np.abs(resid).max(axis=1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        assert self.scale is not None  # kept with vec8
+        assert self.rsq is not None
         self.scale[labels] = scale
         self.rsq[labels] = np.einsum("ij,ij->i", resid, resid)
         self.vec8[labels] = np.rint(resid / scale[:, None]).astype(np.int8)
@@ -155,6 +157,9 @@ class PayloadIndex:
     def approx_scores(self, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
         """Scores of ``labels`` against one prepared query that rank like the metric's
         distances (smaller is closer), from the int8 residuals."""
+        assert self.vec8 is not None  # with_vectors
+        assert self.scale is not None
+        assert self.rsq is not None
         q8 = self.vec8[labels].astype(np.float32)
         if self.metric == "l2":
             dots = (q8 @ (query - self.origin)) * self.scale[labels]
@@ -185,7 +190,7 @@ class PayloadIndex:
         """Accounted bytes: columns (13 bytes per field per label slot), vocabularies,
         posting lists, and the vector copies."""
         n = self.cap * (1 + 13 * len(self.fields)) + sum(f.extra for f in self.fields.values())
-        return n + (self.vec8.nbytes + self.scale.nbytes + self.rsq.nbytes if self.vec8 is not None else 0)
+        return n + sum(a.nbytes for a in (self.vec8, self.scale, self.rsq) if a is not None)
 
     # -- evaluation ------------------------------------------------------------------
     def mask(self, node: Node) -> np.ndarray | None:
@@ -203,10 +208,11 @@ class PayloadIndex:
         parts = [self._eval(p) for p in node.parts]
         if not parts:  # where={} matches everything
             return ~self._none()
-        if any(p is None for p in parts):
+        present = [p for p in parts if p is not None]
+        if len(present) < len(parts):
             return None
-        out = parts[0].copy()
-        for p in parts[1:]:
+        out = present[0].copy()
+        for p in present[1:]:
             if isinstance(node, And):
                 out &= p
             else:

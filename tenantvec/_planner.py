@@ -51,7 +51,7 @@ def exact_filter_max(live: int) -> int:
 Result = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
+def _exact_subset(shard: Shard, txn: lmdb.Transaction[bytes], labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
     """Score ``labels``: int8 copies first, then the best candidates exactly from LMDB."""
     metric = shard.metric
     pq = prepare_query(metric, qs)
@@ -69,7 +69,7 @@ def _exact_subset(shard: Shard, txn: lmdb.Transaction, labels: np.ndarray, qs: n
 
 def plan_query(
     shard: Shard,
-    txn: lmdb.Transaction,
+    txn: lmdb.Transaction[bytes],
     qs: np.ndarray,
     k: int,
     compiled: tuple[Node, Callable] | None,

@@ -147,7 +147,7 @@ def clear_stale_readers(env: lmdb.Environment, tenant_id: str) -> int:
     return stale
 
 
-def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction], Any], what: str,
+def write_txn(env: lmdb.Environment, body: Callable[[lmdb.Transaction[bytes]], Any], what: str,
               gate: RWLock | None = None) -> Any:
     """Run ``body`` in a write transaction of ``env``, doubling the map and retrying when
     it is full; returns what ``body`` returns. ``what`` names the environment in errors.
@@ -409,7 +409,7 @@ class Shard:
                 return False
         return True
 
-    def _get_meta(self, txn: lmdb.Transaction, key: bytes, default: Any = MISSING) -> Any:
+    def _get_meta(self, txn: lmdb.Transaction[bytes], key: bytes, default: Any = MISSING) -> Any:
         raw = txn.get(key, db=self._meta)
         if raw is None:
             if default is MISSING:
@@ -426,7 +426,7 @@ class Shard:
                     or self._get_meta(txn, b"tenant", None) != self.tenant_id):
                 return
 
-        def body(txn: lmdb.Transaction) -> int:
+        def body(txn: lmdb.Transaction[bytes]) -> int:
             if self._get_meta(txn, b"format") != FORMAT_UNSEALED:
                 return 0
             done = sum(seal_database(txn, db) for db in (self._ids, self._recs, self._vecs))
@@ -438,7 +438,7 @@ class Shard:
         log.info("tenant %r: upgraded shard format %d to %d: added CRC32 checksums to %d stored values (%.2f s)",
                  self.tenant_id, FORMAT_UNSEALED, FORMAT_VERSION, done, time.perf_counter() - t0)
 
-    def _load_meta(self, txn: lmdb.Transaction) -> None:
+    def _load_meta(self, txn: lmdb.Transaction[bytes]) -> None:
         fmt = self._get_meta(txn, b"format")
         if fmt not in (FORMAT_VERSION, FORMAT_UNSEALED):
             raise CorruptShard(
@@ -468,19 +468,19 @@ class Shard:
         self._ckpt_seq: int = ckpt["seq"] if ckpt else -1
 
     # ------------------------------------------------------------------ index build
-    def _read_all_vectors(self, txn: lmdb.Transaction) -> tuple[np.ndarray, np.ndarray]:
+    def _read_all_vectors(self, txn: lmdb.Transaction[bytes]) -> tuple[np.ndarray, np.ndarray]:
         """Every stored vector: labels and an ``(n, dim)`` float32 view, each checked."""
         cur = txn.cursor(db=self._vecs)
         labels = labels_from_bytes(b"".join(cur.iternext(keys=True, values=False)))
         return labels, self._vectors(txn, labels, list(cur.iternext(keys=False, values=True)))
 
-    def read_vectors(self, txn: lmdb.Transaction, labels: np.ndarray | list[int]) -> np.ndarray:
+    def read_vectors(self, txn: lmdb.Transaction[bytes], labels: np.ndarray | list[int]) -> np.ndarray:
         """The stored vectors of ``labels`` (live records) as ``(n, dim)`` float32, checked."""
         get, db = txn.get, self._vecs
         raws = [get(pack_label(lab), db=db) or b"" for lab in np.asarray(labels).tolist()]
         return self._vectors(txn, labels, raws)
 
-    def _vectors(self, txn: lmdb.Transaction, labels: np.ndarray | list[int], raws: list[bytes]) -> np.ndarray:
+    def _vectors(self, txn: lmdb.Transaction[bytes], labels: np.ndarray | list[int], raws: list[bytes]) -> np.ndarray:
         """Stored vector values of ``labels`` as an ``(n, dim)`` float32 view: every CRC32
         in one C-level pass, one join, no copy per row.
 
@@ -526,14 +526,14 @@ class Shard:
                 self.tenant_id, len(lost), lost[:5].tolist(),
             )
 
-    def _rebuild_index(self, txn: lmdb.Transaction) -> None:
+    def _rebuild_index(self, txn: lmdb.Transaction[bytes]) -> None:
         self.index = self.build_index(self.kind, *self._read_all_vectors(txn))
         self._loaded_seq = self._seq
         self._payload = None
         self._hot = HotRecords(self.tenant_id)  # read again from LMDB by the next queries
         self.memory_changed = True
 
-    def _load_index(self, txn: lmdb.Transaction) -> None:
+    def _load_index(self, txn: lmdb.Transaction[bytes]) -> None:
         self._loaded_seq = self._seq
         if self.kind == "exact":
             self._rebuild_index(txn)
@@ -554,7 +554,7 @@ class Shard:
             self._rebuild_index(txn)
             self._dirty = True
 
-    def _try_load_snapshot(self, txn: lmdb.Transaction) -> str | None:
+    def _try_load_snapshot(self, txn: lmdb.Transaction[bytes]) -> str | None:
         """Load index.hnsw and replay the op log; return why it could not be used, or None."""
         ckpt = self._get_meta(txn, b"ckpt", None)
         path = os.path.join(self.path, INDEX_FILE)
@@ -594,7 +594,7 @@ class Shard:
             self._replay(txn, op, labels)
         return None
 
-    def _oplog_after(self, txn: lmdb.Transaction, seq: int) -> list[tuple[str, np.ndarray]] | None:
+    def _oplog_after(self, txn: lmdb.Transaction[bytes], seq: int) -> list[tuple[str, np.ndarray]] | None:
         """Operations with sequence > ``seq``, or None when the log has a gap."""
         out = []
         expect = seq + 1
@@ -608,13 +608,13 @@ class Shard:
                 expect += 1
         return out if expect - 1 == self._seq else None
 
-    def label_changes(self, txn: lmdb.Transaction, held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def label_changes(self, txn: lmdb.Transaction[bytes], held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Labels in ``held`` that LMDB no longer has, and labels LMDB has that ``held``
         lacks (labels are never re-used, so this is every delete and every add since)."""
         now = labels_from_bytes(b"".join(txn.cursor(db=self._vecs).iternext(keys=True, values=False)))
         return np.setdiff1d(held, now, assume_unique=True), np.setdiff1d(now, held, assume_unique=True)
 
-    def _replay(self, txn: lmdb.Transaction, op: str, labels: np.ndarray) -> None:
+    def _replay(self, txn: lmdb.Transaction[bytes], op: str, labels: np.ndarray) -> None:
         if op == "d":
             self.index.remove(labels)
             self._hot.forget(labels.tolist())
@@ -640,7 +640,7 @@ class Shard:
         if self.readonly:
             raise ReadOnlyStore(f"tenant {self.tenant_id!r}: the store is open read-only")
 
-    def read_txn(self) -> lmdb.Transaction:
+    def read_txn(self) -> lmdb.Transaction[bytes]:
         """A read transaction on the shard's environment. When every reader slot is
         taken, the slots of dead processes (killed read-only processes leave theirs
         behind) are cleared and the begin retried once."""
@@ -651,7 +651,7 @@ class Shard:
                 raise
             return self._env.begin()
 
-    def _write(self, body: Callable[[lmdb.Transaction], Any]) -> Any:
+    def _write(self, body: Callable[[lmdb.Transaction[bytes]], Any]) -> Any:
         """Run ``body`` in a write transaction, growing the map and retrying when full."""
         return write_txn(self._env, body, f"tenant {self.tenant_id!r}", self.long_reads)
 
@@ -713,21 +713,21 @@ class Shard:
             raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
         raise TenantInactive(f"tenant {self.tenant_id!r} is deactivated (Store.activate re-enables it)")
 
-    def _record(self, txn: lmdb.Transaction, lb: bytes, rec: list, include_vectors: bool) -> Record:
+    def _record(self, txn: lmdb.Transaction[bytes], lb: bytes, rec: list, include_vectors: bool) -> Record:
         vec = None
         if include_vectors:
             raw = open_vector(txn.get(lb, db=self._vecs), self.tenant_id, unpack_label(lb), self.dim, rec[0])
             vec = np.frombuffer(raw, dtype=np.float32).copy()
         return Record(rec[0], rec[1], rec[2], rec[3], rec[4], vec)
 
-    def _scan(self, txn: lmdb.Transaction, pred: Callable[[list], bool] | None) -> Iterator[tuple[bytes, list]]:
+    def _scan(self, txn: lmdb.Transaction[bytes], pred: Callable[[list], bool] | None) -> Iterator[tuple[bytes, list]]:
         tid = self.tenant_id
         for lb, raw in txn.cursor(db=self._recs):
             rec = open_record(raw, tid, unpack_label(lb))
             if pred is None or pred(rec):
                 yield lb, rec
 
-    def _label_of(self, txn: lmdb.Transaction, rid: str) -> bytes | None:
+    def _label_of(self, txn: lmdb.Transaction[bytes], rid: str) -> bytes | None:
         """The label (8 bytes) the id map holds for ``rid``, checked; None when absent."""
         return open_label(txn.get(rid.encode("utf-8"), db=self._ids), self.tenant_id, rid)
 
@@ -766,7 +766,7 @@ class Shard:
             hnsw = self.kind == "hnsw"
             upgrade = not hnsw and len(self.index) + n > self.opts.hnsw_threshold
 
-            def body(txn: lmdb.Transaction) -> tuple[np.ndarray, list[list], list[bytes], list[int], int]:
+            def body(txn: lmdb.Transaction[bytes]) -> tuple[np.ndarray, list[list], list[bytes], list[int], int]:
                 old_labels: list[int] = []
                 created = [now] * n
                 for i, kb in enumerate(keys):
@@ -871,7 +871,7 @@ class Shard:
                 self._rebuild_index(txn)
             self._dirty = self.kind == "hnsw"
 
-    def _delete_label(self, txn: lmdb.Transaction, lb: bytes) -> None:
+    def _delete_label(self, txn: lmdb.Transaction[bytes], lb: bytes) -> None:
         txn.delete(lb, db=self._recs)
         txn.delete(lb, db=self._vecs)
 
@@ -891,7 +891,7 @@ class Shard:
             if self._closed or not self.active:
                 self._refuse()
 
-            def body(txn: lmdb.Transaction) -> tuple[list[int], int]:
+            def body(txn: lmdb.Transaction[bytes]) -> tuple[list[int], int]:
                 targets: list[tuple[bytes, list]] = []
                 if id_list is not None:
                     seen = set()
@@ -931,7 +931,7 @@ class Shard:
         finally:
             self._lock.release_write()
 
-    def payload(self, txn: lmdb.Transaction) -> PayloadIndex:
+    def payload(self, txn: lmdb.Transaction[bytes]) -> PayloadIndex:
         """The payload columns, built from LMDB on first use after a load."""
         payload = self._payload
         if payload is not None:
@@ -957,7 +957,7 @@ class Shard:
                 log.debug("tenant %r: built payload columns (%d bytes)", self.tenant_id, payload.nbytes)
             return self._payload
 
-    def filter_mask(self, txn: lmdb.Transaction, compiled: tuple[Node, Callable]) -> np.ndarray:
+    def filter_mask(self, txn: lmdb.Transaction[bytes], compiled: tuple[Node, Callable]) -> np.ndarray:
         """Boolean mask over labels (length > every label) of live records matching."""
         node, pred = compiled
         payload = self.payload(txn)
@@ -970,7 +970,7 @@ class Shard:
             mask = np.concatenate([mask, np.zeros(self._next_label - len(mask), dtype=bool)])
         return mask
 
-    def _matching(self, txn: lmdb.Transaction, compiled: tuple[Node, Callable] | None) -> Iterator[tuple[bytes, list]]:
+    def _matching(self, txn: lmdb.Transaction[bytes], compiled: tuple[Node, Callable] | None) -> Iterator[tuple[bytes, list]]:
         """(label bytes, record) of every record matching a compiled filter, label order."""
         if compiled is None:
             yield from self._scan(txn, None)
@@ -981,7 +981,7 @@ class Shard:
             if raw is not None:
                 yield lb, open_record(raw, self.tenant_id, lab)
 
-    def _recs_count(self, txn: lmdb.Transaction) -> int:
+    def _recs_count(self, txn: lmdb.Transaction[bytes]) -> int:
         return txn.stat(self._ids)["entries"]
 
     def set_active(self, active: bool) -> None:
@@ -1163,7 +1163,7 @@ class Shard:
         os.replace(partial, final)
         _fsync_dir(self.path)
 
-        def body(txn: lmdb.Transaction) -> None:
+        def body(txn: lmdb.Transaction[bytes]) -> None:
             txn.put(b"ckpt", packb(ckpt), db=self._meta)
             cur = txn.cursor(db=self._oplog)
             while cur.first() and unpack_label(cur.key()) <= seq:

@@ -457,7 +457,7 @@ def compact_cmd(cfg: _Ctx, tenants: tuple[str, ...], all_: bool, dry_run: bool) 
     return Output(rows, footer)
 
 
-_FILE_FORMATS = {"bytes": _bytes}
+_FILE_FORMATS: dict[str, Callable[[Any], str]] = {"bytes": _bytes}
 
 
 @main.command("export")

@@ -122,8 +122,9 @@ def test_a_flipped_bit_in_a_record_field_is_never_served(exact_store: Path, fiel
     vecs = _vectors()
     with tenantvec.Store(root, readonly=True) as store:
         r = store.verify("e")
-        assert not r.ok and r.problems == ("record label 13 (id 'u13') fails its checksum "
-                                           "(record: id, metadata, document, timestamps)",), r
+        assert not r.ok, r
+        assert r.problems == ("record label 13 (id 'u13') fails its checksum "
+                              "(record: id, metadata, document, timestamps)",), r
         t = store.tenant("e")
         with pytest.raises(tenantvec.CorruptShard, match=r"tenant 'e': record 'u13' \(label 13\) fails its checksum "
                                                          r"\(record: id, metadata, document, timestamps\)"):
@@ -138,8 +139,9 @@ def test_a_flipped_bit_in_a_record_field_is_never_served(exact_store: Path, fiel
         assert store.tenant("other").count() == 5
     with tenantvec.Store(root) as store:
         r = store.verify("e", fix=True)
-        assert r.ok and r.found == ("record label 13 (id 'u13') fails its checksum "
-                                    "(record: id, metadata, document, timestamps)",), r
+        assert r.ok, r
+        assert r.found == ("record label 13 (id 'u13') fails its checksum "
+                           "(record: id, metadata, document, timestamps)",), r
         assert "removed 1 unusable records (labels 13 (id 'u13'))" in r.fixed, r.fixed
         assert store.verify("e").ok
         t = store.tenant("e")
@@ -154,7 +156,8 @@ def test_a_flipped_bit_in_a_vector_stops_the_load(exact_store: Path) -> None:
     _flip(root, "e", b"vecs", pack_label(13), 4 * 2 + 1, 3)
     with tenantvec.Store(root, readonly=True) as store:
         r = store.verify("e")
-        assert not r.ok and r.problems == ("record label 13 (id 'u13') fails its checksum (vector)",), r
+        assert not r.ok, r
+        assert r.problems == ("record label 13 (id 'u13') fails its checksum (vector)",), r
         # the exact index is built from every stored vector: the tenant does not load
         with pytest.raises(tenantvec.CorruptShard,
                            match=r"tenant 'e': record 'u13' \(label 13\) fails its checksum \(vector\)"):
@@ -164,7 +167,8 @@ def test_a_flipped_bit_in_a_vector_stops_the_load(exact_store: Path) -> None:
         assert store.tenant("other").count() == 5
     with tenantvec.Store(root) as store:
         r = store.verify("e", fix=True)
-        assert r.ok and "removed 1 unusable records (labels 13 (id 'u13'))" in r.fixed, r
+        assert r.ok, r
+        assert "removed 1 unusable records (labels 13 (id 'u13'))" in r.fixed, r
         t = store.tenant("e")
         assert t.count() == N - 1
         _check_others_intact(t, {"u13"})
@@ -176,7 +180,8 @@ def test_a_flipped_bit_in_an_id_map_entry_is_repaired_from_the_record(exact_stor
     _flip(root, "e", b"ids", b"u13", 7, 0)  # the label's last byte: 13 -> 12, another record
     with tenantvec.Store(root, readonly=True) as store:
         r = store.verify("e")
-        assert not r.ok and "id map entry 'u13' fails its checksum (id map entry)" in r.problems, r
+        assert not r.ok, r
+        assert "id map entry 'u13' fails its checksum (id map entry)" in r.problems, r
         t = store.tenant("e")
         with pytest.raises(tenantvec.CorruptShard, match=r"record 'u13' fails its checksum \(id map entry\)"):
             t.get(["u13"])  # never the record of label 12
@@ -214,7 +219,8 @@ def test_hnsw_tenant_loads_from_its_snapshot_but_never_serves_a_damaged_vector(t
         assert "record label 40 (id 'h40') fails its checksum (vector)" in r.problems
     with tenantvec.Store(root, hnsw=HNSW) as store:
         r = store.verify("h", fix=True)
-        assert r.ok and any("labels 40 (id 'h40')" in f for f in r.fixed), r
+        assert r.ok, r
+        assert any("labels 40 (id 'h40')" in f for f in r.fixed), r
         t = store.tenant("h")
         assert t.count() == n - 1
         assert "h40" not in {h.id for h in t.query(_vectors(n)[40], k=n)}
@@ -260,7 +266,8 @@ def test_any_flipped_bit_of_any_stored_value_is_detected(template: Path, data: s
         _flip(root, "e", db, key, offset, data.draw(st.integers(0, 7), label="bit"))
         with tenantvec.Store(root, readonly=True) as store:
             r = store.verify("e")
-            assert not r.ok and any("fails its checksum" in p for p in r.problems), r
+            assert not r.ok, r
+            assert any("fails its checksum" in p for p in r.problems), r
         with tenantvec.Store(root) as store:
             r = store.verify("e", fix=True)
             assert r.ok, r
@@ -306,7 +313,8 @@ def test_a_writer_upgrades_a_format_1_shard_in_one_transaction(exact_store: Path
                                                          r"once without readonly=True"):
             store.tenant("e").count()
         r = store.verify("e")
-        assert not r.ok and any("format 1" in p for p in r.problems), r
+        assert not r.ok, r
+        assert any("format 1" in p for p in r.problems), r
         assert store.tenant("other").count() == 5
     assert _format(root, "e") == 1  # read-only openers change nothing
     with caplog.at_level(logging.INFO, logger="tenantvec"), tenantvec.Store(root, hnsw_threshold=threshold,
@@ -333,7 +341,8 @@ def test_verify_in_a_writable_store_upgrades_a_format_1_shard_first(exact_store:
     with tenantvec.Store(root) as store:
         r = store.verify("e")
         assert r.notes[0] == "upgraded shard format 1 to 2: added CRC32 checksums to every record", r
-        assert not r.ok and r.problems == ("record label 5 (id 'u5') does not decode",), r
+        assert not r.ok, r
+        assert r.problems == ("record label 5 (id 'u5') does not decode",), r
         assert store.verify("e", fix=True).ok
         _check_others_intact(store.tenant("e"), {"u5"})
     assert _format(root, "e") == 2

@@ -89,7 +89,9 @@ def test_errors_are_one_line_without_traceback(root: Path) -> None:
         r = run(root, *args)
         assert r.exit_code == 1, (args, r.output)
         lines = r.output.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output, r.output
+        assert len(lines) == 1, r.output
+        assert lines[0].startswith("Error: "), r.output
+        assert "Traceback" not in r.output, r.output
 
 
 # ---------------------------------------------------------------------------- read commands
@@ -188,7 +190,9 @@ def test_verify_truncated_index_then_fix(root: Path) -> None:
     assert bad["acme"]["ok"]
     assert any("truncated" in p for p in bad["big"]["problems"])
     r = run(root, "verify", "big", "--fix")
-    assert r.exit_code == 0 and "repaired" in r.stdout and "fixed:" in r.stdout, r.output
+    assert r.exit_code == 0, r.output
+    assert "repaired" in r.stdout, r.output
+    assert "fixed:" in r.stdout, r.output
     assert run(root, "verify", "big").exit_code == 0
     assert run(root, "verify").exit_code == 2  # neither tenants nor --all
     assert run(root, "verify", "big", "--all").exit_code == 2
@@ -328,7 +332,8 @@ def test_every_command_has_help_and_is_documented() -> None:
     docs = _cli_docs()
     assert main.commands
     for name, cmd in main.commands.items():
-        assert cmd.help and len(cmd.help.strip()) > 20, f"command {name!r} has no help text"
+        assert cmd.help, f"command {name!r} has no help text"
+        assert len(cmd.help.strip()) > 20, f"command {name!r} has no help text"
         for p in cmd.params:
             if isinstance(p, click.Option):
                 assert p.help, f"option {p.name!r} of {name!r} has no help"
@@ -401,7 +406,9 @@ def test_read_commands_work_while_another_process_writes(writer, tmp_path: Path)
         r = run(root, *args)
         assert r.exit_code == 1, (args, r.output)
         msg = r.output.strip()
-        assert len(msg.splitlines()) == 1 and f"pid {proc.pid}" in msg and "LOCK" in msg, msg
+        assert len(msg.splitlines()) == 1, msg
+        assert f"pid {proc.pid}" in msg, msg
+        assert "LOCK" in msg, msg
 
 
 def test_reader_follows_a_compaction_by_the_writer(writer) -> None:

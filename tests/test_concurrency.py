@@ -42,6 +42,70 @@ class Sampler(threading.Thread):
             self.error = exc
 
 
+def _check_hits(tid: str, hits) -> None:
+    for h in hits:
+        assert h.id.startswith(f"{tid}/"), f"{h.id!r} returned by tenant {tid!r}"
+        assert h.metadata["tenant"] == tid, f"{h} returned by tenant {tid!r}"
+
+
+def _churn_op(
+    t: tenantvec.Tenant, tid: str, w: int, n: int, held: dict[str, np.ndarray],
+    rng: np.random.Generator, pick: random.Random,
+) -> None:
+    """Operation ``n`` of worker ``w`` on tenant ``tid``; ``held`` is the worker's own
+    records there (updated in place)."""
+    r = pick.random()
+    if r < 0.35:
+        k = pick.randint(1, 3)
+        ids = [f"{tid}/w{w}/{n}/{i}" for i in range(k)]
+        vecs = _vecs(rng, k)
+        assert t.add(vecs, ids=ids, metadata=[{"tenant": tid, "w": w}] * k) == ids
+        held.update(zip(ids, vecs))
+    elif r < 0.45 and held:
+        rid = pick.choice(sorted(held))
+        v = _vecs(rng, 1)
+        t.upsert(v, ids=[rid], metadata=[{"tenant": tid, "w": w}])
+        held[rid] = v[0]
+    elif r < 0.55 and held:
+        gone = pick.sample(sorted(held), min(2, len(held)))
+        assert t.delete(ids=gone) == len(gone)
+        for rid in gone:
+            del held[rid]
+    elif r < 0.75:
+        _check_hits(tid, t.query(_vecs(rng, 1)[0], k=5))
+        hits = t.query(_vecs(rng, 1)[0], k=4, where={"w": w})
+        _check_hits(tid, hits)
+        assert len(hits) == min(4, len(held))
+        assert {h.id for h in hits} <= set(held)
+        if held:  # one of my vectors finds itself
+            rid = pick.choice(sorted(held))
+            assert t.query(held[rid], k=1, where={"w": w})[0].id == rid
+    elif r < 0.9:
+        asked = [*pick.sample(sorted(held), min(3, len(held))), "nope"]
+        recs = t.get(ids=asked, include_vectors=True)
+        assert [r.id for r in recs] == asked[:-1]
+        for rec in recs:
+            assert np.array_equal(rec.vector, held[rec.id])
+            assert rec.metadata == {"tenant": tid, "w": w}
+    else:
+        assert t.count(where={"w": w}) == len(held)
+        for rec in t.get(limit=20):
+            assert rec.id.startswith(f"{tid}/")
+            assert rec.metadata["tenant"] == tid
+
+
+def _check_final_contents(store: tenantvec.Store, tid: str, want: dict[str, np.ndarray]) -> None:
+    t = store.tenant(tid)
+    recs = t.get(include_vectors=True)
+    assert {r.id for r in recs} == set(want), tid
+    assert t.count() == len(want) == t.info().count
+    for rec in recs:
+        assert np.array_equal(rec.vector, want[rec.id])
+    if want:
+        hits = t.query(np.ones(DIM, dtype=np.float32), k=len(want))
+        assert sorted(h.id for h in hits) == sorted(want), f"index of {tid} disagrees with LMDB"
+
+
 @pytest.mark.slow
 def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
     n_tenants, n_threads, ops, max_hot = 56, 6, 400, 4
@@ -55,11 +119,6 @@ def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
     own: list[dict[str, dict[str, np.ndarray]]] = [{tid: {} for tid in tids} for _ in range(n_threads)]
     checks = [0] * n_threads
 
-    def check_hits(tid: str, hits) -> None:
-        for h in hits:
-            assert h.id.startswith(f"{tid}/"), f"{h.id!r} returned by tenant {tid!r}"
-            assert h.metadata["tenant"] == tid, f"{h} returned by tenant {tid!r}"
-
     def worker(w: int) -> None:
         rng = np.random.default_rng(w)
         pick = random.Random(w)
@@ -68,45 +127,7 @@ def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
             for n in range(ops):
                 tid = pick.choice(tids)
                 t = store.tenant(tid)
-                held = mine[tid]
-                r = pick.random()
-                if r < 0.35:
-                    k = pick.randint(1, 3)
-                    ids = [f"{tid}/w{w}/{n}/{i}" for i in range(k)]
-                    vecs = _vecs(rng, k)
-                    assert t.add(vecs, ids=ids, metadata=[{"tenant": tid, "w": w}] * k) == ids
-                    held.update(zip(ids, vecs))
-                elif r < 0.45 and held:
-                    rid = pick.choice(sorted(held))
-                    v = _vecs(rng, 1)
-                    t.upsert(v, ids=[rid], metadata=[{"tenant": tid, "w": w}])
-                    held[rid] = v[0]
-                elif r < 0.55 and held:
-                    gone = pick.sample(sorted(held), min(2, len(held)))
-                    assert t.delete(ids=gone) == len(gone)
-                    for rid in gone:
-                        del held[rid]
-                elif r < 0.75:
-                    check_hits(tid, t.query(_vecs(rng, 1)[0], k=5))
-                    hits = t.query(_vecs(rng, 1)[0], k=4, where={"w": w})
-                    check_hits(tid, hits)
-                    assert len(hits) == min(4, len(held))
-                    assert {h.id for h in hits} <= set(held)
-                    if held:  # one of my vectors finds itself
-                        rid = pick.choice(sorted(held))
-                        assert t.query(held[rid], k=1, where={"w": w})[0].id == rid
-                elif r < 0.9:
-                    asked = [*pick.sample(sorted(held), min(3, len(held))), "nope"]
-                    recs = t.get(ids=asked, include_vectors=True)
-                    assert [r.id for r in recs] == asked[:-1]
-                    for rec in recs:
-                        assert np.array_equal(rec.vector, held[rec.id])
-                        assert rec.metadata == {"tenant": tid, "w": w}
-                else:
-                    assert t.count(where={"w": w}) == len(held)
-                    for rec in t.get(limit=20):
-                        assert rec.id.startswith(f"{tid}/")
-                        assert rec.metadata["tenant"] == tid
+                _churn_op(t, tid, w, n, mine[tid], rng, pick)
                 checks[w] += 1
         except BaseException as exc:
             errors.append(f"thread {w}: {type(exc).__name__}: {exc}")
@@ -135,16 +156,8 @@ def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
         assert stats["hot"] <= max(max_hot, n_threads)
         assert stats["evictions"] > 100, "the scenario must churn the LRU"
         for tid in tids:
-            t = store.tenant(tid)
             want = {rid: v for w in range(n_threads) for rid, v in own[w][tid].items()}
-            recs = t.get(include_vectors=True)
-            assert {r.id for r in recs} == set(want), tid
-            assert t.count() == len(want) == t.info().count
-            for rec in recs:
-                assert np.array_equal(rec.vector, want[rec.id])
-            if want:
-                hits = t.query(np.ones(DIM, dtype=np.float32), k=len(want))
-                assert sorted(h.id for h in hits) == sorted(want), f"index of {tid} disagrees with LMDB"
+            _check_final_contents(store, tid, want)
         assert any(store.tenant(tid).info().index_kind == "hnsw" for tid in tids)
     finally:
         store.close()

@@ -183,7 +183,8 @@ def check_store(root: Path, ack_path: Path, *, readonly: bool, context: str) -> 
             mat = np.stack([r.vector for r in recs])
             misses = []
             for r, row in zip(recs, t.query(mat, k=1)):
-                assert len(row) == 1 and row[0].id in actual, context
+                assert len(row) == 1, context
+                assert row[0].id in actual, context
                 if row[0].distance > 1e-4:  # not itself (nor a record with an identical vector)
                     misses.append(f"{r.id} found {row[0].id} at {row[0].distance}")
             # Exact search always finds a record's own vector. HNSW may not, even with the

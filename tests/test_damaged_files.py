@@ -211,14 +211,16 @@ def check_results(results: list[dict[str, Any]], deaths: list[tuple[str, int]]) 
     ops = ("tenant", "query", "get", "get_where", "count", "verify", "verify_fix", "summaries")
     for r in results:
         assert "exit" not in r, r
-        assert r["open"] == "ok" and r["close"] == "ok", r
+        assert r["open"] == "ok", r
+        assert r["close"] == "ok", r
         assert r["bystander"] == "ok", r  # the other tenants of the store still answer
         for op in ops:
             assert not r[op].startswith("!"), f"{r['name']}: {op} raised a non-TenantVecError: {r[op]}"
         if r["tenant"] == "CorruptShard":  # the damage is reported, never hidden
             assert r["verify"] == "problems", r
             if "-truncate-" in r["name"] or "-zero-page-" in r["name"]:  # LMDB structure: not repairable
-                assert r["verify_fix"] == "problems" and "cannot repair" in r["verify_fix_says"], r
+                assert r["verify_fix"] == "problems", r
+                assert "cannot repair" in r["verify_fix_says"], r
 
 
 # ---------------------------------------------------------------------------- damage, in children
@@ -285,7 +287,8 @@ def test_readonly_follower_skips_a_damaged_tenant(template: Path, tmp_path: Path
                           env=child_env(), timeout=CHILD_TIMEOUT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["victim"] in ("ok", "CorruptShard") and out["bystander"] == 20, out
+    assert out["victim"] in ("ok", "CorruptShard"), out
+    assert out["bystander"] == 20, out
     if out["victim"] == "CorruptShard":
         assert out["ls"][EXACT] == "corrupt", out
 
@@ -336,7 +339,7 @@ def _varied(env: lmdb.Environment) -> None:
 
 
 @pytest.mark.parametrize("fill", [
-    pytest.param(lambda env: None, id="empty"),
+    pytest.param(lambda _env: None, id="empty"),
     pytest.param(_plain(10, 100), id="one-leaf"),
     pytest.param(_plain(3000, 300), id="branches"),
     pytest.param(_plain(200, 20000), id="overflow"),
@@ -518,7 +521,8 @@ def test_each_damage_is_named(branchy: Path, damage: str, says: str) -> None:
     elif damage == "bounds":
         _patch(path, branch * 4096 + 12, struct.pack("<HH", 4000, 100))
     why = check_data_file(str(path), cached=False)
-    assert why is not None and says in why, why
+    assert why is not None, why
+    assert says in why, why
 
 
 def test_page_past_the_end_is_damage_unless_free(tmp_path: Path) -> None:
@@ -555,7 +559,8 @@ def test_page_past_the_end_is_damage_unless_free(tmp_path: Path) -> None:
             "db = env.open_db(b'plain', create=False)\n"
             "with env.begin() as txn:\n    print(sum(1 for _ in txn.cursor(db=db)))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and proc.stdout.strip() == "50", (proc.returncode, proc.stderr)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == "50", (proc.returncode, proc.stderr)
     os.truncate(path, used * 4096)  # now a page in use is gone
     assert "truncated" in (check_data_file(str(path), cached=False) or "")
 

@@ -190,7 +190,7 @@ def fields_of(rec) -> dict:
     return {**rec.metadata, "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
-def brute_top_k(t, recs, q, k):
+def brute_top_k(recs, q, k):
     """(ids, distances) of the exact top-k by cosine distance among ``recs``."""
     if not recs:
         return [], np.empty(0)
@@ -206,7 +206,7 @@ def check_query(t, q, k, where, everything):
     matching = [r for r in everything if ref_match(where, fields_of(r))]
     hits = t.query(q, k=k, where=where)
     by_id = {r.id: r for r in everything}
-    want_ids, want_d = brute_top_k(t, matching, q, k + 1)  # one past k, to see boundary ties
+    want_ids, want_d = brute_top_k(matching, q, k + 1)  # one past k, to see boundary ties
     boundary_tie = len(want_d) > k and round(want_d[k], 5) == round(want_d[k - 1], 5)
     want_ids, want_d = want_ids[:k], want_d[:k]
     assert len(hits) == min(k, len(matching)), (where, k)

@@ -43,8 +43,9 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(_hotrecs, "CHUNK", 4)
 
 
+@pytest.mark.usefixtures("small_chunks")
 @pytest.mark.parametrize("threshold", [2048, 8])
-def test_chunks_then_complete_with_writes_in_between(tmp_path, small_chunks, threshold):
+def test_chunks_then_complete_with_writes_in_between(tmp_path, threshold):
     rng = np.random.default_rng(5)
     with tenantvec.Store(tmp_path / "s", dim=DIM, hnsw_threshold=threshold) as store:
         t = store.create_tenant("t")
@@ -86,7 +87,8 @@ def test_chunks_then_complete_with_writes_in_between(tmp_path, small_chunks, thr
             store._manager.unpin(shard)
 
 
-def test_reload_and_rebuild_start_a_new_copy(tmp_path, small_chunks):
+@pytest.mark.usefixtures("small_chunks")
+def test_reload_and_rebuild_start_a_new_copy(tmp_path):
     rng = np.random.default_rng(6)
     root = tmp_path / "s"
     with tenantvec.Store(root, dim=DIM) as store:
@@ -128,7 +130,8 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
             store._manager.unpin(shard)
 
 
-def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_path, small_chunks, monkeypatch):
+@pytest.mark.usefixtures("small_chunks")
+def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_path, monkeypatch):
     """The manager re-counts a shard's memory when a call unpins it with memory_changed
     set. A query that reads a chunk must set the flag after the read: a call on the same
     tenant that unpins while the chunk is being read must not consume it early."""
@@ -211,7 +214,7 @@ def test_queries_decode_the_records_they_return_and_count_them(tmp_path):
 
 SHAPES = {
     "flat": lambda i: [f"{i:08d}", {"package": "numpy", "row": i}, "some paragraph of text " * 5, 1.0, 1.0],
-    "bare": lambda i: [uuid.uuid4().hex, {}, None, 1.0, 1.0],
+    "bare": lambda _i: [uuid.uuid4().hex, {}, None, 1.0, 1.0],
     "nested": lambda i: [str(i), {"tags": ["a", "b"], "n": i}, "doc", 1.0, 1.0],
     "non-ascii": lambda i: [str(i), {"lang": "日本語"}, "日本語のテキスト🙂" * 5, 1.0, 1.0],
 }
@@ -252,7 +255,8 @@ def test_plan_estimate_matches_counted_entries(fields):
     assert abs(estimate - counted) <= 0.06 * counted, (estimate, counted)
 
 
-def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, small_chunks, monkeypatch):
+@pytest.mark.usefixtures("small_chunks")
+def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, monkeypatch):
     """Readers decode records side by side (under the read lock); each record is kept and
     counted once, whichever reader got there first, and every hit is right."""
     decode_slowly = _hotrecs.decode
@@ -326,7 +330,7 @@ def test_a_chunk_read_is_counted_even_when_building_the_hits_fails(tmp_path, mon
         t = store.create_tenant("t")
         t.add(vecs, ids=[f"r{i}" for i in range(20)])
 
-        def fail(raw: bytes):
+        def fail(_raw: bytes):
             raise MemoryError("simulated")
 
         with monkeypatch.context() as m:

@@ -79,7 +79,7 @@ class _RenameGate:
         self._real(src, dst)  # type: ignore[arg-type]
 
 
-def _run(outcomes: dict[str, object], name: str, fn) -> threading.Thread:  # noqa: ANN001
+def _run(outcomes: dict[str, object], name: str, fn) -> threading.Thread:
     def body() -> None:
         try:
             outcomes[name] = fn()
@@ -126,13 +126,7 @@ def test_a_call_running_when_the_drop_starts_completes_first(tmp_path: Path) -> 
     s = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
     t = s.create_tenant("a")
     t.add(ones(), ids=["x"])
-    entered, release = threading.Event(), threading.Event()
     seen: list[object] = []
-
-    def slow_where(rec: list) -> bool:  # noqa: ARG001
-        entered.set()
-        release.wait(5)
-        return True
 
     # A running call: holds the shard pinned until released.
     shard = s._manager.pin("a")
@@ -386,7 +380,7 @@ def _replace_data_file(root: Path) -> None:
     os.unlink(d / "lock.mdb")
 
 
-def _in_thread(fn, timeout: float = 10.0) -> object:  # noqa: ANN001
+def _in_thread(fn, timeout: float = 10.0) -> object:
     out: list[object] = []
 
     def body() -> None:

@@ -67,7 +67,9 @@ def test_verify_healthy(hnsw_store: Path) -> None:
     with tenantvec.Store(hnsw_store, readonly=True) as store:
         for tid in ("h", "e"):
             r = store.verify(tid)
-            assert r.ok and r.problems == () and r.records == (600 if tid == "h" else 50), r
+            assert r.ok, r
+            assert r.problems == (), r
+            assert r.records == (600 if tid == "h" else 50), r
 
 
 def test_verify_detects_truncated_index_and_fix_rebuilds(hnsw_store: Path) -> None:
@@ -85,7 +87,9 @@ def test_verify_detects_truncated_index_and_fix_rebuilds(hnsw_store: Path) -> No
             store.verify("h", fix=True)
     with _open(hnsw_store) as store:
         r = store.verify("h", fix=True)
-        assert r.ok and r.found and any("rebuilt" in f for f in r.fixed), r
+        assert r.ok, r
+        assert r.found, r
+        assert any("rebuilt" in f for f in r.fixed), r
         assert index.stat().st_size > size // 2  # a new snapshot (its graph may differ slightly)
         assert store.verify("h").ok
         after = [h.id for h in store.tenant("h").query(_vecs(1, 16, 9)[0], k=5)]
@@ -100,7 +104,8 @@ def test_verify_detects_foreign_tenant_id_and_cannot_fix_it(hnsw_store: Path) ->
     shutil.copytree(_tdir(hnsw_store, "h"), e)
     with _open(hnsw_store) as store:
         r = store.verify("e")
-        assert not r.ok and any("stored tenant id 'h'" in p for p in r.problems), r.problems
+        assert not r.ok, r.problems
+        assert any("stored tenant id 'h'" in p for p in r.problems), r.problems
         r = store.verify("e", fix=True)
         assert not r.ok
         assert r.fixed == ()
@@ -118,10 +123,12 @@ def test_verify_detects_corrupt_record_and_fix_drops_it(hnsw_store: Path) -> Non
     env.close()
     with tenantvec.Store(hnsw_store, readonly=True) as store:
         r = store.verify("h")
-        assert not r.ok and any("label 3 (id 'r3')" in p and "does not decode" in p for p in r.problems), r.problems
+        assert not r.ok, r.problems
+        assert any("label 3 (id 'r3')" in p and "does not decode" in p for p in r.problems), r.problems
     with _open(hnsw_store) as store:
         r = store.verify("h", fix=True)
-        assert r.ok and any("removed 1 unusable record" in f for f in r.fixed), r
+        assert r.ok, r
+        assert any("removed 1 unusable record" in f for f in r.fixed), r
         t = store.tenant("h")
         assert t.count() == 599
         assert t.get(["r3"]) == []
@@ -169,7 +176,8 @@ def test_verify_detects_index_that_disagrees_with_lmdb(hnsw_store: Path) -> None
     env.close()
     with _open(hnsw_store) as store:
         r = store.verify("h")
-        assert not r.ok and any("index holds" in p for p in r.problems), r.problems
+        assert not r.ok, r.problems
+        assert any("index holds" in p for p in r.problems), r.problems
         r = store.verify("h", fix=True)
         assert r.ok, r
         assert store.verify("h").ok
@@ -251,7 +259,9 @@ def test_compaction_after_deleting_90_percent(tmp_path: Path) -> None:
     same = np.mean([len(set(ra) & set(rb)) / 10 for ra, rb in zip(before, after)])
     recall_after = np.mean([len(set(a) & set(t_)) / 10 for a, t_ in zip(after, truth)])
     recall_before = np.mean([len(set(b) & set(t_)) / 10 for b, t_ in zip(before, truth)])
-    assert same >= 0.98 and recall_after >= 0.98 and recall_before >= 0.98, (same, recall_before, recall_after)
+    assert same >= 0.98, (same, recall_before, recall_after)
+    assert recall_after >= 0.98, (same, recall_before, recall_after)
+    assert recall_before >= 0.98, (same, recall_before, recall_after)
     assert [a[0] for a in after] == [t_[0] for t_ in truth]
     # and after a reopen, from the new files
     with _open(root, readonly=True, hnsw=params) as store:

@@ -182,7 +182,7 @@ def test_rebuild_goes_on_when_the_graph_cannot_be_checked(tmp_path, caplog, monk
     model = populate(root)
     index_file(root).unlink()
 
-    def no_room(self: HnswIndex) -> np.ndarray:
+    def no_room(_self: HnswIndex) -> np.ndarray:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(HnswIndex, "unreachable", no_room)
@@ -414,7 +414,8 @@ def _compare_dump(dump: dict, models: dict[str, dict[str, np.ndarray]]) -> None:
         for rid, (meta, doc) in entry.get("hit_records", {}).items():
             assert [meta, doc] == entry["records"][rid][1:], f"{tid}: hit {rid} differs from its record"
         for (rid, dist), want in zip(entry["self_hits"], entry["records"]):
-            assert rid == want and dist == pytest.approx(0.0, abs=1e-4), (tid, rid, want)
+            assert rid == want, (tid, rid, want)
+            assert dist == pytest.approx(0.0, abs=1e-4), (tid, rid, want)
 
 
 def test_readonly_process_sees_writer_commits(tmp_path, subprocess_env):

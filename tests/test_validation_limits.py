@@ -475,7 +475,7 @@ def test_import_refuses_bad_timestamps(exact_env, tmp_path, field, value, shown)
     store, _t = exact_env
     store.export_tenant("acme", tmp_path / "acme.tvx")
     # the rewriting itself yields an importable file
-    rewrite_export(tmp_path / "acme.tvx", tmp_path / "same.tvx", lambda recs: None)
+    rewrite_export(tmp_path / "acme.tvx", tmp_path / "same.tvx", lambda _recs: None)
     assert store.import_tenant("same", tmp_path / "same.tvx").count() == 5
 
     def edit(recs: list) -> None:
@@ -519,7 +519,9 @@ def test_cli_filters_too_deep(tmp_path):
     # nested too deep for the JSON decoder itself: a usage error, not a traceback
     deeper = '{"$not": ' * 5000 + '{"n": 1}' + "}" * 5000
     r = run_cli(root, "get", "acme", "--where", deeper)
-    assert r.exit_code == 2 and "--where" in r.output and "not valid JSON" in r.output, r.output
+    assert r.exit_code == 2, r.output
+    assert "--where" in r.output, r.output
+    assert "not valid JSON" in r.output, r.output
     with tenantvec.Store(root, readonly=True) as store:
         assert store.tenant("acme").count() == 5
 

@@ -28,6 +28,7 @@ def distances(metric: str, mat: np.ndarray, queries: np.ndarray, sq: np.ndarray 
     """
     dots = (mat @ queries[0])[None, :] if len(queries) == 1 else queries @ mat.T
     if metric == "l2":
+        assert sq is not None, "l2 distances need the squared norms"
         qsq = np.einsum("ij,ij->i", queries, queries)
         d = (sq[None, :] - 2.0 * dots) + qsq[:, None]
         np.maximum(d, 0.0, out=d)
@@ -106,7 +107,7 @@ class ExactIndex:
             sq[: self._n] = self._sq[: self._n]
             self._sq = sq
 
-    def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:
+    def add(self, labels: np.ndarray, vectors: np.ndarray, num_threads: int = 1) -> None:  # noqa: ARG002 (protocol; exact adds are one copy)
         n = len(labels)
         self._grow(self._n + n)
         s = slice(self._n, self._n + n)
@@ -124,6 +125,8 @@ class ExactIndex:
             self._recentre_if_drifted()
 
     def _recentre_if_drifted(self) -> None:
+        assert self._sq is not None  # l2 only
+        assert self._origin is not None  # set by the first add
         n = self._n
         mean = self._row_sum / n
         if float(mean @ mean) <= self._sq_sum / n / 4:
