@@ -342,12 +342,15 @@ def _swap(shard: Shard, tmp: str, index: ExactIndex | HnswIndex, seq: int) -> No
     path = shard.path
     shard._env.close()
     try:
+        # The old lock file goes first: a reader that opens it must find the old data
+        # file too (the writer never sees readers registered in a lock file it does not
+        # use, and would reuse the pages they read); readers re-check both after opening.
+        _unlink(os.path.join(path, "lock.mdb"))
         os.replace(os.path.join(tmp, "data.mdb"), os.path.join(path, "data.mdb"))
         if isinstance(index, HnswIndex):
             os.replace(os.path.join(tmp, INDEX_FILE), os.path.join(path, INDEX_FILE))
         else:
             _unlink(os.path.join(path, INDEX_FILE))
-        _unlink(os.path.join(path, "lock.mdb"))  # a fresh one for the new file
         _fsync_dir(path)
     except BaseException:
         # the files are the old or the new ones, each consistent: reopen what is there

@@ -679,6 +679,8 @@ def verify_tenant(store: Store, tenant_id: str, *, fix: bool = False, sample: in
     if fix:
         store._check_writable(f"repair tenant {tenant_id!r}")
     with store._manager.exclusive(tenant_id):
+        if not os.path.isdir(path):  # dropped while we waited for running calls
+            raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(store.path)!r}")
         upgraded = None if store.readonly else _upgrade_unsealed(store, tenant_id, path)
         found = _examine(store, tenant_id, path, sample)
         if upgraded:

@@ -84,6 +84,7 @@ from .errors import (
     DuplicateId,
     InvalidArgument,
     ReadOnlyStore,
+    StorageError,
     StoreClosed,
     StoreLocked,
     TenantInactive,
@@ -102,7 +103,8 @@ COMPACT_PREFIX = ".compact-"
 _DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm")
 #: Searches a read-only query makes at most while the writer deletes records under it.
 _STALE_RETRIES = 3
-_READER_MAP_SIZE = 1 << 36  # readers only reserve address space; the file is not grown
+_READER_MAP_SIZE = 1 << 36
+_OPEN_ATTEMPTS = 5  # readers only reserve address space; the file is not grown
 _MAX_MAP_SIZE = 1 << 40
 
 
@@ -310,6 +312,35 @@ class Shard:
         self._vecs, self._oplog, self.wm_db = dbs["vecs"], dbs["oplog"], dbs["wm"]
 
     def _open_env(self) -> lmdb.Environment:
+        """Open the shard's LMDB environment (after checking its data file).
+
+        A read-only process may open the files while the writer process's compaction
+        swaps them: a reader registered in a lock file the writer no longer uses is
+        invisible to it (the writer would reuse the pages it reads). So a reader stats
+        both files before and after opening and opens again until they are the pair on
+        disk (compaction removes the old lock file before renaming the new data file).
+        """
+        for _ in range(_OPEN_ATTEMPTS):
+            before = self._file_ids()
+            env = self._open_env_once()
+            if not self.readonly or self._file_ids() == before:
+                clear_stale_readers(env, self.tenant_id)
+                return env
+            env.close()
+        raise StorageError(f"tenant {self.tenant_id!r}: its files in {self.path} kept changing while opened",
+                           path=self.path)
+
+    def _file_ids(self) -> tuple[int, int]:
+        """Inodes of data.mdb and lock.mdb (0 for a missing file)."""
+        out = []
+        for name in ("data.mdb", "lock.mdb"):
+            try:
+                out.append(os.stat(os.path.join(self.path, name)).st_ino)
+            except FileNotFoundError:
+                out.append(0)
+        return out[0], out[1]
+
+    def _open_env_once(self) -> lmdb.Environment:
         try:
             self._data_ino = os.stat(os.path.join(self.path, "data.mdb")).st_ino
             why = check_data_file(os.path.join(self.path, "data.mdb"))  # mapped, it could crash the process
@@ -341,7 +372,6 @@ class Shard:
             # damage is named by the check above or by LMDB (CorruptShard); anything else
             # (no file descriptors, no memory, permissions) is a StorageError
             raise storage_error(exc, f"tenant {self.tenant_id!r}: cannot open LMDB environment", self.path) from exc
-        clear_stale_readers(env, self.tenant_id)
         return env
 
     def _files_moved(self) -> bool:
@@ -582,7 +612,11 @@ class Shard:
                 )
             except (RuntimeError, ValueError, MemoryError) as exc:
                 return f"cannot be loaded ({exc})"
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+            try:  # hnswlib read the file by name: the one checked above, unless replaced since
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
                 return "was replaced while loading"
         finally:
             os.close(fd)
