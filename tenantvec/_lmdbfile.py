@@ -279,7 +279,8 @@ class _Pages:
                 f"{self.psize} bytes; the snapshot's last page is {self.last_pg}): the file is truncated"
             )
         again = self.owned[pgnos]
-        if not again.any() and (len(pgnos) == 1 or len(np.unique(pgnos)) == len(pgnos)):
+        # sort-based, not np.unique: its first call imports numpy.ma (~20 ms on a cold open)
+        if not again.any() and (len(pgnos) == 1 or not _has_duplicate(pgnos)):
             self.owned[pgnos] = True
             return
         pg = int(pgnos[np.flatnonzero(again)[0]]) if again.any() else _first_duplicate(pgnos)
@@ -354,6 +355,11 @@ def _give_buffer(buf: np.ndarray) -> None:
     with _pool_lock:
         if len(_pool) < _POOL_MAX:
             _pool.append(buf)
+
+
+def _has_duplicate(pgnos: np.ndarray) -> bool:
+    s = np.sort(pgnos)
+    return bool((s[1:] == s[:-1]).any())
 
 
 def _first_duplicate(pgnos: np.ndarray) -> int:
@@ -473,7 +479,9 @@ class _Walk:
             return
         tail = np.arange(first, self.meta.last_pg + 1, dtype=np.int64)
         free = np.concatenate(self.free_ids) if self.free_ids else np.zeros(0, dtype=np.int64)
-        lost = tail[~np.isin(tail, free)]
+        free.sort()  # a sorted lookup, not np.isin (which would import numpy.ma on first use)
+        at = np.minimum(np.searchsorted(free, tail), max(len(free) - 1, 0))
+        lost = tail if not len(free) else tail[free[at] != tail]
         if len(lost):
             raise _Damage(
                 f"the file has {self.pages.size} bytes ({first} pages of {self.ps} bytes) but the snapshot's pages "

@@ -690,9 +690,10 @@ class Shard:
         return write_txn(self._env, body, f"tenant {self.tenant_id!r}", self.long_reads)
 
     def _refresh(self) -> None:
-        """Readonly shards: catch up with what the writer process committed since load."""
-        if not self.follow():
-            raise TenantNotFound(f"tenant {self.tenant_id!r} was dropped by the writer process")
+        """Readonly shards: catch up with what the writer process committed since load
+        (the manager's pin has checked that the files are still this incarnation's)."""
+        if self.gone:
+            self._refuse()
         with self._lock.read():  # not while another thread reopens or closes the env
             if self._closed:
                 return  # the caller raises StoreClosed (or TenantNotFound, gone)

@@ -23,7 +23,7 @@ from ._maintenance import TenantSummary, VerifyReport
 from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
 from ._shard import Shard, remove_leftovers
-from ._storage import storage_error, translated
+from ._storage import RAW_STORAGE_ERRORS, storage_error, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     DimensionMismatch,
@@ -475,8 +475,12 @@ class Tenant:
         store = self._store
         store._check_open()
         try:
-            with translated(f"tenant {self._id!r}", str(store._tenant_path(self._id))):
-                shard = store._manager.pin(self._id)
+            shard = store._manager.pin(self._id)
+        except RAW_STORAGE_ERRORS as exc:  # the path is computed only here: pins are the hot path
+            err = storage_error(exc, f"tenant {self._id!r}", str(store._tenant_path(self._id)))
+            if err is exc:
+                raise
+            raise err from exc
         except TenantNotFound:
             raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant") from None
         if shard.uuid != self._uuid:
