@@ -668,7 +668,7 @@ class Shard:
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreClosed(f"tenant {self.tenant_id!r}: shard is closed")
+            self._refuse()  # TenantNotFound for a read-only shard the writer dropped
 
     def _check_writable(self) -> None:
         if self.readonly:
