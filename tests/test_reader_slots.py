@@ -63,7 +63,7 @@ def test_killed_readers_do_not_starve_the_writer(tmp_path: Path, subprocess_env:
                           env=subprocess_env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     held = int(proc.stdout.strip())
-    assert 150 <= held < 260, f"{held} of 260 readers held a slot: the table was not filled"
+    assert 120 <= held < 260, f"{held} of 260 readers held a slot: the table was not filled"
     # the table is full of dead readers' slots; the writer's own reads still work, also
     # from threads that never read before (each needs a slot of its own)
     got: list[object] = []
