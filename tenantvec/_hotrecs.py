@@ -89,6 +89,11 @@ _new = object.__new__
 _set_hit = tuple(Hit.__dict__[name].__set__ for name in ("id", "distance", "metadata", "document"))
 
 
+#: Begins a read transaction on a database (the shard's ``read_txn``: it clears the
+#: reader slots of dead processes when the table is full).
+Begin = Callable[..., "lmdb.Transaction[bytes]"]
+
+
 class HotRecords:
     """Records by label: complete, or read up to (excluding) label ``next``."""
 
@@ -106,7 +111,7 @@ class HotRecords:
     def __len__(self) -> int:
         return len(self._recs)
 
-    def getter(self, env: lmdb.Environment, db: lmdb._Database) -> Callable[[int], Stored | None]:
+    def getter(self, begin: Begin, db: lmdb._Database) -> Callable[[int], Stored | None]:
         """A lookup ``label -> stored record or None`` for one query's :meth:`hits`.
 
         While the copy is incomplete, reads one more chunk first, and the lookup falls back
@@ -117,7 +122,7 @@ class HotRecords:
             return self._recs.get
         with self._lock:
             if self._next is not None:
-                self._read_chunk(env, db)
+                self._read_chunk(begin, db)
             nxt = self._next
         recs = self._recs
         if nxt is None:
@@ -126,7 +131,7 @@ class HotRecords:
         def get(label: int) -> Stored | None:
             item = recs.get(label)
             if item is None and label >= nxt:
-                with env.begin(db=db) as txn:
+                with begin(db=db) as txn:
                     item = txn.get(pack_label(label))
             return item
 
@@ -173,12 +178,12 @@ class HotRecords:
                 self.nbytes += stored_bytes(entry) - stored_bytes(raw)
         return entry
 
-    def _read_chunk(self, env: lmdb.Environment, db: lmdb._Database) -> None:
+    def _read_chunk(self, begin: Begin, db: lmdb._Database) -> None:
         assert self._next is not None
         start = pack_label(self._next)
         keys: list[bytes] = []
         values: list[bytes] = []
-        with env.begin(db=db) as txn:
+        with begin(db=db) as txn:
             cur = txn.cursor()
             if cur.set_range(start):  # two passes, each a C-level iteration
                 keys = list(islice(cur.iternext(keys=True, values=False), CHUNK))

@@ -674,16 +674,16 @@ class Shard:
         if self.readonly:
             raise ReadOnlyStore(f"tenant {self.tenant_id!r}: the store is open read-only")
 
-    def read_txn(self) -> lmdb.Transaction[bytes]:
+    def read_txn(self, db: Any = None) -> lmdb.Transaction[bytes]:
         """A read transaction on the shard's environment. When every reader slot is
         taken, the slots of dead processes (killed read-only processes leave theirs
-        behind) are cleared and the begin retried once."""
+        behind) are cleared and the begin retried once. ``db``: the default database."""
         try:
-            return self._env.begin()
+            return self._env.begin(db=db)
         except lmdb.ReadersFullError:
             if not clear_stale_readers(self._env, self.tenant_id):
                 raise
-            return self._env.begin()
+            return self._env.begin(db=db)
 
     def _write(self, body: Callable[[lmdb.Transaction[bytes]], Any]) -> Any:
         """Run ``body`` in a write transaction, growing the map and retrying when full."""
@@ -1058,7 +1058,7 @@ class Shard:
             hot = self._hot
             before = hot.nbytes
             try:
-                get = hot.getter(self._env, self._recs)
+                get = hot.getter(self.read_txn, self._recs)
                 out = [hot.hits(get, labels, dists) for labels, dists in rows]
             finally:
                 if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)

@@ -118,7 +118,7 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
         t.add(np.eye(DIM, dtype=np.float32), ids=list("abcd"))
         shard = store._manager.pin("t")
         try:
-            get = hot.getter(shard._env, shard._recs)
+            get = hot.getter(shard.read_txn, shard._recs)
             assert get(0) is not None
             assert get(99) is None
             assert hot.complete
