@@ -400,7 +400,10 @@ class Store:
                       progress: Callable[[int, int], None] | None = None) -> ExportReport:
         """Write one tenant to a portable, checksummed file (see :mod:`tenantvec._export`).
 
-        ``progress(done, total)`` is called as records are written.
+        ``progress(done, total)`` is called as records are written, while the export
+        holds its read of the tenant: it may read any tenant, but must not drop, verify,
+        deactivate or write the tenant being exported (those wait for the export, which
+        waits for the callback).
 
         :raises TenantNotFound: the tenant does not exist.
         """
