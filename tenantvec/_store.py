@@ -401,9 +401,9 @@ class Store:
         """Write one tenant to a portable, checksummed file (see :mod:`tenantvec._export`).
 
         ``progress(done, total)`` is called as records are written, while the export
-        holds its read of the tenant: it may read any tenant, but must not drop, verify,
-        deactivate or write the tenant being exported (those wait for the export, which
-        waits for the callback).
+        holds its read of the tenant: it must not drop, verify or compact the tenant being
+        exported (they wait for the export, which waits for the callback); a write that
+        grows the tenant's LMDB map waits likewise.
 
         :raises TenantNotFound: the tenant does not exist.
         """
