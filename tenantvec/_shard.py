@@ -321,9 +321,9 @@ class Shard:
         disk (compaction removes the old lock file before renaming the new data file).
         """
         for _ in range(_OPEN_ATTEMPTS):
-            before = self._file_ids()
+            before = self._file_ids() if self.readonly else None  # a writer's files do not move
             env = self._open_env_once()
-            if not self.readonly or self._file_ids() == before:
+            if before is None or self._file_ids() == before:
                 clear_stale_readers(env, self.tenant_id)
                 return env
             env.close()
@@ -342,15 +342,15 @@ class Shard:
 
     def _open_env_once(self) -> lmdb.Environment:
         try:
-            self._data_ino = os.stat(os.path.join(self.path, "data.mdb")).st_ino
+            st = os.stat(os.path.join(self.path, "data.mdb"))
+            self._data_ino = st.st_ino
             why = check_data_file(os.path.join(self.path, "data.mdb"))  # mapped, it could crash the process
             if why is not None:
                 raise CorruptShard(f"tenant {self.tenant_id!r}: LMDB data file in {self.path} is damaged: {why}")
             reserve_lock_file(self.path)
-            data_size = os.path.getsize(os.path.join(self.path, "data.mdb"))
             env = lmdb.open(
                 self.path,
-                map_size=_READER_MAP_SIZE if self.readonly else max(self.opts.map_size, 2 * data_size),
+                map_size=_READER_MAP_SIZE if self.readonly else max(self.opts.map_size, 2 * st.st_size),
                 max_dbs=len(_DB_NAMES),
                 readonly=self.readonly,
                 create=False,
