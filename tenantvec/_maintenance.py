@@ -29,8 +29,17 @@ from ._ids import HASHED_ID_FILE, check_tenant_id
 from ._index import ExactIndex, HnswIndex, prepare_query
 from ._lmdbfile import check_data_file
 from ._options import METRICS, StoreOptions
-from ._shard import _DB_NAMES, _READER_MAP_SIZE, FORMAT_UNSEALED, FORMAT_VERSION, INDEX_FILE, Shard, _crc_of
-from ._storage import MAX_READERS, reserve_lock_file, storage_error
+from ._shard import (
+    _DB_NAMES,
+    _READER_MAP_SIZE,
+    FORMAT_UNSEALED,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    Shard,
+    _crc_of,
+    open_checked_env,
+)
+from ._storage import storage_error
 from .errors import CorruptShard, TenantNotFound, TenantVecError
 
 if TYPE_CHECKING:
@@ -110,14 +119,7 @@ def _open_files(path: str, tenant_id: str, *, write: bool, map_size: int = 0) ->
         if write:
             size = os.path.getsize(os.path.join(path, "data.mdb"))
             map_size = max(map_size, size + (64 << 20))
-        why = check_data_file(os.path.join(path, "data.mdb"))  # mapped, it could crash the process
-        if why is not None:
-            raise CorruptShard(f"tenant {tenant_id!r}: LMDB data file in {path} is damaged: {why}")
-        reserve_lock_file(path)
-        env = lmdb.open(
-            path, readonly=not write, create=False, max_dbs=len(_DB_NAMES), readahead=False,
-            map_size=map_size if write else _READER_MAP_SIZE, max_readers=MAX_READERS,
-        )
+        env = open_checked_env(path, tenant_id, readonly=not write, map_size=map_size if write else _READER_MAP_SIZE)
     except TenantVecError:
         raise
     except FileNotFoundError as exc:  # a tenant directory without its data file

@@ -136,6 +136,22 @@ def remove_leftovers(path: str) -> None:
                 os.unlink(entry.path)
 
 
+def open_checked_env(path: str, tenant_id: str, **options: Any) -> lmdb.Environment:
+    """``lmdb.open`` on a shard's existing environment, the one way every open goes: the
+    data file's structure is checked first (mapped, a damaged one could kill the
+    process) and the lock file allocated (see ``reserve_lock_file``). ``options``: the
+    open's map size, read-only and sync flags.
+
+    :raises CorruptShard: the data file is damaged.
+    :raises StorageFull: no room for the lock file.
+    """
+    why = check_data_file(os.path.join(path, "data.mdb"))
+    if why is not None:
+        raise CorruptShard(f"tenant {tenant_id!r}: LMDB data file in {path} is damaged: {why}")
+    reserve_lock_file(path)
+    return lmdb.open(path, create=False, max_dbs=len(_DB_NAMES), readahead=False, max_readers=MAX_READERS, **options)
+
+
 def clear_stale_readers(env: lmdb.Environment, tenant_id: str) -> int:
     """Free the reader slots of processes that died mid-read (killed read-only processes
     leave theirs behind; enough of them fill LMDB's reader table). Returns how many."""
@@ -344,20 +360,12 @@ class Shard:
         try:
             st = os.stat(os.path.join(self.path, "data.mdb"))
             self._data_ino = st.st_ino
-            why = check_data_file(os.path.join(self.path, "data.mdb"))  # mapped, it could crash the process
-            if why is not None:
-                raise CorruptShard(f"tenant {self.tenant_id!r}: LMDB data file in {self.path} is damaged: {why}")
-            reserve_lock_file(self.path)
-            env = lmdb.open(
-                self.path,
+            env = open_checked_env(
+                self.path, self.tenant_id,
                 map_size=_READER_MAP_SIZE if self.readonly else max(self.opts.map_size, 2 * st.st_size),
-                max_dbs=len(_DB_NAMES),
                 readonly=self.readonly,
-                create=False,
                 sync=self.opts.durability == "full",
                 metasync=self.opts.durability == "full",
-                readahead=False,
-                max_readers=MAX_READERS,
             )
         except TenantVecError:
             raise
