@@ -429,15 +429,11 @@ class Shard:
             if not self._files_moved():
                 return True
             incarnation = self.uuid
-            try:
-                self._reopen_env()
+            try:  # on failure the shard is gone: the next pin reports what the files say
+                with translated(f"tenant {self.tenant_id!r}", self.path):
+                    self._reopen_env()
             except TenantNotFound:
                 return False
-            except BaseException as exc:  # gone now: the next pin reports what the files say
-                err = storage_error(exc, f"tenant {self.tenant_id!r}", self.path)
-                if err is exc:
-                    raise
-                raise err from exc
             if self.uuid != incarnation:
                 log.info("tenant %r: the writer re-created this tenant; dropping the old incarnation", self.tenant_id)
                 self.gone = True
