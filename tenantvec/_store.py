@@ -14,16 +14,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from . import _compact, _export, _maintenance
-from ._compact import CompactReport
-from ._export import ExportReport
+from ._engine import compact as _compact
+from ._engine import transfer as _export
+from ._engine import verify as _maintenance
+from ._engine.compact import CompactReport
+from ._engine.manager import ShardManager
+from ._engine.shard import Shard, remove_leftovers
+from ._engine.storage import RAW_STORAGE_ERRORS, storage_error, translated
+from ._engine.transfer import ExportReport
+from ._engine.verify import TenantSummary, VerifyReport
 from ._fs import atomic_write, fsync_dir
 from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_from_dir_name
-from ._maintenance import TenantSummary, VerifyReport
-from ._manager import ShardManager
 from ._options import HnswParams, StoreOptions, check_dim, check_metric
-from ._shard import Shard, remove_leftovers
-from ._storage import RAW_STORAGE_ERRORS, storage_error, translated
 from ._types import Hit, QueryPlan, Record, TenantInfo
 from .errors import (
     DimensionMismatch,
@@ -398,7 +400,7 @@ class Store:
 
     def export_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
                       progress: Callable[[int, int], None] | None = None) -> ExportReport:
-        """Write one tenant to a portable, checksummed file (see :mod:`tenantvec._export`).
+        """Write one tenant to a portable, checksummed file (see :mod:`tenantvec._engine.transfer`).
 
         ``progress(done, total)`` is called as records are written, while the export
         holds its read of the tenant: it must not drop, verify or compact the tenant being

@@ -23,9 +23,9 @@ import click
 import lmdb
 
 from . import __version__
-from ._capacity import plan_capacity
-from ._export import import_tenant
-from ._maintenance import store_totals
+from ._engine.capacity import plan_capacity
+from ._engine.transfer import import_tenant
+from ._engine.verify import store_totals
 from ._store import Store
 from .errors import TenantVecError
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import tenantvec
-from tenantvec._index import prepare_query
+from tenantvec._engine.index import prepare_query
 
 pytestmark = pytest.mark.slow
 

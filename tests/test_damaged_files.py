@@ -6,7 +6,7 @@ whole process (SIGBUS, or SIGABRT from an LMDB assertion) at the first access, a
 the tests count the children killed by a signal (none allowed), check that each failure
 is a ``TenantVecError`` (``CorruptShard`` for LMDB damage) and that the other tenants of
 the same store still answer. The second half tests the validator
-(``tenantvec._lmdbfile.check_data_file``) on its own.
+(``tenantvec._engine.lmdbfile.check_data_file``) on its own.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 
 import tenantvec
-from tenantvec import _lmdbfile
+from tenantvec._engine import lmdbfile as _lmdbfile
+from tenantvec._engine.lmdbfile import check_data_file
 from tenantvec._ids import HASHED_ID_FILE, tenant_dir_name
-from tenantvec._lmdbfile import check_data_file
 
 REPO_ROOT = Path(tenantvec.__file__).resolve().parent.parent
 DIM = 8
@@ -51,8 +51,8 @@ import resource
 resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
 jobs = json.loads(sys.stdin.read())
 if jobs and jobs[0].get("no_validator"):
-    import tenantvec._maintenance, tenantvec._shard
-    tenantvec._shard.check_data_file = tenantvec._maintenance.check_data_file = lambda *a, **k: None
+    import tenantvec._engine.verify, tenantvec._engine.shard
+    tenantvec._engine.shard.check_data_file = tenantvec._engine.verify.check_data_file = lambda *a, **k: None
 q = np.linspace(-1.0, 1.0, jobs[0]["dim"] if jobs else 8).astype(np.float32)
 for job in jobs:
     print(json.dumps({"start": job["name"]}), flush=True)

@@ -1,4 +1,4 @@
-"""The in-memory copy of a hot shard's records (tenantvec._hotrecs): read in chunks, one
+"""The in-memory copy of a hot shard's records (tenantvec._engine.hotrecs): read in chunks, one
 per query, kept current by writes, never a source of wrong or missing hits, and its
 memory counted."""
 
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import tenantvec
-from tenantvec import _hotrecs
-from tenantvec._capacity import hot_records_bytes
-from tenantvec._checksum import seal
-from tenantvec._codec import packb, unpack_label
-from tenantvec._hotrecs import decode, stored_bytes
+from tenantvec._engine import hotrecs as _hotrecs
+from tenantvec._engine.capacity import hot_records_bytes
+from tenantvec._engine.checksum import seal
+from tenantvec._engine.hotrecs import decode, stored_bytes
+from tenantvec._validate import packb, unpack_label
 
 DIM = 4
 

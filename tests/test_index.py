@@ -1,4 +1,4 @@
-"""Contract tests shared by the two vector index backends (tenantvec._index).
+"""Contract tests shared by the two vector index backends (tenantvec._engine.index).
 
 ``IndexContract`` holds every test; ``TestExactIndex`` and ``TestHnswIndex`` run it
 against one backend each through the ``make(dim, metric)`` fixture. Distances are checked
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tenantvec._index import ExactIndex, HnswIndex
+from tenantvec._engine.index import ExactIndex, HnswIndex
 
 METRICS = ("cosine", "l2", "ip")
 DIM = 8

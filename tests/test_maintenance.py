@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 import tenantvec
-from tenantvec import _compact
-from tenantvec._capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
-from tenantvec._checksum import seal
-from tenantvec._codec import pack_label, packb
-from tenantvec._export import MAGIC
-from tenantvec._index import HnswIndex
+from tenantvec._engine import compact as _compact
+from tenantvec._engine.capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
+from tenantvec._engine.checksum import seal
+from tenantvec._engine.index import HnswIndex
+from tenantvec._engine.transfer import MAGIC
+from tenantvec._validate import pack_label, packb
 
 FAST_HNSW = tenantvec.HnswParams(m=8, ef_construction=64, ef=64)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import tenantvec
-from tenantvec import _compact
+from tenantvec._engine import compact as _compact
 
 DIM = 8
 N = 1500

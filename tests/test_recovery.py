@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import tenantvec
+from tenantvec._engine.index import HnswIndex
 from tenantvec._ids import tenant_dir_name
-from tenantvec._index import HnswIndex
 
 DIM = 8
 THRESHOLD = 20
@@ -479,7 +479,7 @@ EXACT_FOLLOWER = textwrap.dedent(
     import json, sys
     import numpy as np
     import tenantvec
-    from tenantvec._shard import Shard
+    from tenantvec._engine.shard import Shard
 
     rebuilds = []
     rebuild = Shard._rebuild_index
@@ -542,8 +542,8 @@ STALE_FOLLOWER = textwrap.dedent(
     import json, sys
     import numpy as np
     import tenantvec
-    from tenantvec import _hotrecs
-    from tenantvec._shard import Shard
+    from tenantvec._engine import hotrecs as _hotrecs
+    from tenantvec._engine.shard import Shard
 
     _hotrecs.CHUNK = 4  # the in-memory copy stays partial: later labels are read from LMDB
     skip = []

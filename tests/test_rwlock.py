@@ -1,4 +1,4 @@
-"""The shard's readers/writer lock (tenantvec._rwlock): readers share, writers exclude,
+"""The shard's readers/writer lock (tenantvec._engine.rwlock): readers share, writers exclude,
 waiting writers hold back new readers, and an interrupted writer lets them go again."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tenantvec._rwlock import RWLock
+from tenantvec._engine.rwlock import RWLock
 
 
 def _start(target) -> threading.Thread:

@@ -27,7 +27,7 @@ from hypothesis.stateful import (
 )
 
 import tenantvec
-from tenantvec._hotrecs import stored_bytes
+from tenantvec._engine.hotrecs import stored_bytes
 
 THRESHOLD = 12  # small, so tenants cross from exact search to HNSW within a run
 HNSW = tenantvec.HnswParams(m=16, ef_construction=200, ef=96)
@@ -403,7 +403,7 @@ class StoreMachine(RuleBasedStateMachine):
 def test_state_machine(tmp_path, monkeypatch):
     # Hot records read 5 per query: most steps run while a tenant's in-memory copy is
     # still partial (hits past it come from LMDB), the rest once it is complete.
-    monkeypatch.setattr(tenantvec._hotrecs, "CHUNK", 5)
+    monkeypatch.setattr(tenantvec._engine.hotrecs, "CHUNK", 5)
     StoreMachine.base_dir = tmp_path
     run_state_machine_as_test(
         StoreMachine,

@@ -12,7 +12,7 @@ import pytest
 
 import tenantvec
 from tenantvec import errors
-from tenantvec._codec import unpack_label
+from tenantvec._validate import unpack_label
 
 DIM = 4
 

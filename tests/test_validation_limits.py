@@ -262,7 +262,7 @@ def test_metadata_too_large_to_pack(exact_env, call):
 
 def test_metadata_size_limit_is_exact(exact_env, monkeypatch):
     _store, t = exact_env
-    monkeypatch.setattr("tenantvec._codec.MAX_METADATA_BYTES", 100)
+    monkeypatch.setattr("tenantvec._validate.MAX_METADATA_BYTES", 100)
     fits = {"s": "é" * 47 + "x"}  # 1 (map) + 2 (key) + 2 (str8 header) + 95 bytes = 100
     assert len(msgpack.packb(fits, use_bin_type=True)) == 100
     t.add(GOOD[None, :], ids=["fits"], metadata=fits)
@@ -285,7 +285,7 @@ def test_document_too_large(exact_env, call):
 
 def test_document_size_limit_counts_utf8_bytes(exact_env, monkeypatch):
     _store, t = exact_env
-    monkeypatch.setattr("tenantvec._codec.MAX_DOCUMENT_BYTES", 12)
+    monkeypatch.setattr("tenantvec._validate.MAX_DOCUMENT_BYTES", 12)
     t.add(np.stack([GOOD] * 3), ids=["a12", "e12", "mix"], documents=["a" * 12, "é" * 6, "🙂🙂é" + "ab"])
     before = snapshot(t)
     for doc in ("a" * 13, "é" * 6 + "a", "🙂" * 4):  # 13, 13 and 16 bytes

@@ -23,10 +23,10 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import tenantvec
-from tenantvec._capacity import hnsw_file_bytes, lmdb_bytes_per_record
-from tenantvec._codec import packb
-from tenantvec._index import ExactIndex
-from tenantvec._index._hnsw import hnsw_memory_estimate
+from tenantvec._engine.capacity import hnsw_file_bytes, lmdb_bytes_per_record
+from tenantvec._engine.index import ExactIndex
+from tenantvec._engine.index.hnsw import hnsw_memory_estimate
+from tenantvec._validate import packb
 
 N = 20_000
 DIMS = (16, 64, 384, 768)

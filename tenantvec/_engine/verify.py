@@ -2,7 +2,7 @@
 
 This module works at the shard layer (it reads a tenant's LMDB environment and index
 file directly), but only for one tenant at a time and only while the store's
-:class:`~tenantvec._manager.ShardManager` keeps that tenant from being loaded or
+:class:`~tenantvec._engine.manager.ShardManager` keeps that tenant from being loaded or
 unloaded under it (``ShardManager.hold``). The public entry points are the thin
 wrappers on :class:`~tenantvec.Store` and :class:`~tenantvec.Tenant`:
 ``Store.tenant_summaries`` and ``Store.verify`` (compaction lives in ``_compact``,
@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 import numpy as np
 
-from ._checksum import CRC_BYTES, ID_MAP, RECORD, VECTOR, intact, rows_view, seal
-from ._codec import pack_label, packb, unpack_label, unpackb
-from ._ids import HASHED_ID_FILE, check_tenant_id
-from ._index import ExactIndex, HnswIndex, prepare_query
-from ._lmdbfile import check_data_file
-from ._options import METRICS, StoreOptions
-from ._shard import (
+from .._ids import HASHED_ID_FILE, check_tenant_id
+from .._options import METRICS, StoreOptions
+from .._validate import pack_label, packb, unpack_label, unpackb
+from ..errors import CorruptShard, TenantNotFound, TenantVecError
+from .checksum import CRC_BYTES, ID_MAP, RECORD, VECTOR, intact, rows_view, seal
+from .index import ExactIndex, HnswIndex, prepare_query
+from .lmdbfile import check_data_file
+from .shard import (
     _DB_NAMES,
     _READER_MAP_SIZE,
     FORMAT_UNSEALED,
@@ -39,11 +40,10 @@ from ._shard import (
     _crc_of,
     open_checked_env,
 )
-from ._storage import storage_error
-from .errors import CorruptShard, TenantNotFound, TenantVecError
+from .storage import storage_error
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from .._store import Store
 
 log = logging.getLogger("tenantvec")
 

@@ -11,8 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._exact import ExactIndex, distances, prepare_query
-from ._hnsw import HnswIndex
+from .exact import ExactIndex, distances, prepare_query
+from .hnsw import HnswIndex
 
 __all__ = ["VectorIndex", "ExactIndex", "HnswIndex", "distances", "prepare_query"]
 

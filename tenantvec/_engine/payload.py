@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ._filters import And, Cond, Node, Not, range_match
-from ._index import prepare_query
+from .._filters import And, Cond, Node, Not, range_match
+from .index import prepare_query
 
 _PRESENT, _NULL, _TRUE, _FALSE, _BIG = 1, 2, 4, 8, 16
 _EXACT_INT = 2**53

@@ -11,7 +11,7 @@ the new snapshot covers every operation.
 
 Phase 2 takes the shard's write lock: it finds the writes made since S by diffing
 labels (labels are never re-used and an upsert always gives a record a new label, see
-:mod:`tenantvec._shard`), applies them to the new index and the new environment,
+:mod:`tenantvec._engine.shard`), applies them to the new index and the new environment,
 re-copies the small databases (meta, working memory, payload), records the new index's
 checkpoint, then renames ``data.mdb`` and ``index.hnsw`` into place, removes the old
 ``lock.mdb`` (processes still reading the old file keep theirs; readers reopen when they
@@ -38,18 +38,18 @@ from typing import TYPE_CHECKING, Any
 import lmdb
 import numpy as np
 
-from ._capacity import _leaf_bytes, index_memory_bytes
-from ._checksum import open_record, seal
-from ._codec import pack_label, packb, unpackb
-from ._fs import MIN_FREE_FOR_ENV, require_free
-from ._index import ExactIndex, HnswIndex
-from ._maintenance import _files_bytes, _open_files, _tenant_path
-from ._options import StoreOptions
-from ._shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
-from ._storage import reserve_lock_file
+from .._fs import MIN_FREE_FOR_ENV, require_free
+from .._options import StoreOptions
+from .._validate import pack_label, packb, unpackb
+from .capacity import _leaf_bytes, index_memory_bytes
+from .checksum import open_record, seal
+from .index import ExactIndex, HnswIndex
+from .shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
+from .storage import reserve_lock_file
+from .verify import _files_bytes, _open_files, _tenant_path
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from .._store import Store
 
 log = logging.getLogger("tenantvec")
 

@@ -33,16 +33,16 @@ import lmdb
 import msgpack
 import numpy as np
 
-from ._checksum import open_record, open_vector, seal
-from ._codec import check_documents, check_metadata, check_vectors, pack_label, packb, unpack_label
-from ._ids import HASHED_ID_FILE, check_record_ids, check_tenant_id
-from ._maintenance import _close_unloaded, _open_files, _open_unloaded
-from ._options import check_dim, check_metric
-from ._shard import Shard, _fsync_dir, write_txn
-from .errors import CorruptExport, InvalidArgument, TenantExists, TenantVecError
+from .._ids import HASHED_ID_FILE, check_record_ids, check_tenant_id
+from .._options import check_dim, check_metric
+from .._validate import check_documents, check_metadata, check_vectors, pack_label, packb, unpack_label
+from ..errors import CorruptExport, InvalidArgument, TenantExists, TenantVecError
+from .checksum import open_record, open_vector, seal
+from .shard import Shard, _fsync_dir, write_txn
+from .verify import _close_unloaded, _open_files, _open_unloaded
 
 if TYPE_CHECKING:
-    from ._store import Store
+    from .._store import Store
 
 log = logging.getLogger("tenantvec")
 
@@ -166,7 +166,7 @@ def _export_shard(shard: Shard, path: str, progress: Progress | None) -> ExportR
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -29,13 +29,13 @@ from typing import TYPE_CHECKING
 import lmdb
 import numpy as np
 
-from ._filters import Node
-from ._index import prepare_query
-from ._index._exact import direct_distances, top_k
-from ._types import QueryPlan
+from .._filters import Node
+from .._types import QueryPlan
+from .index import prepare_query
+from .index.exact import direct_distances, top_k
 
 if TYPE_CHECKING:
-    from ._shard import Shard
+    from .shard import Shard
 
 _EXACT_FILTER_MIN = 2048
 _EXACT_FILTER_SQRT_FACTOR = 20.0

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ._shard import Shard
-from .errors import StoreClosed
+from ..errors import StoreClosed
+from .shard import Shard
 
 log = logging.getLogger("tenantvec")
 

@@ -11,7 +11,7 @@ LMDB layout (named databases inside ``<tenant dir>/data.mdb``)::
     wm     working memory               -> (see tenantvec.memory)
 
 Values of ``ids``, ``recs`` and ``vecs`` end in their CRC32 (format 2, see
-``tenantvec._checksum``): a value that fails it is never served (``CorruptShard``), and
+``tenantvec._engine.checksum``): a value that fails it is never served (``CorruptShard``), and
 ``verify`` reports and drops it. A writer opening a format-1 shard (no checksums) adds
 them in one transaction; a read-only opener refuses it until a writer has opened it once.
 
@@ -40,7 +40,37 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from ._checksum import (
+from .._filters import MISSING, Node, compile_predicate, parse_filter
+from .._fs import MIN_FREE_FOR_ENV, require_free
+from .._fs import fsync_dir as _fsync_dir
+from .._ids import check_record_ids, new_record_id
+from .._options import StoreOptions
+from .._types import Hit, QueryPlan, Record, TenantInfo
+from .._validate import (
+    check_documents,
+    check_k,
+    check_metadata,
+    check_vectors,
+    labels_from_bytes,
+    labels_to_bytes,
+    pack_label,
+    packb,
+    unpack_label,
+    unpackb,
+)
+from ..errors import (
+    CorruptShard,
+    DuplicateId,
+    InvalidArgument,
+    ReadOnlyStore,
+    StorageError,
+    StoreClosed,
+    StoreLocked,
+    TenantInactive,
+    TenantNotFound,
+    TenantVecError,
+)
+from .checksum import (
     CRC_BYTES,
     VECTOR,
     damaged,
@@ -54,43 +84,13 @@ from ._checksum import (
     seal_rows,
     stored_id,
 )
-from ._codec import (
-    check_documents,
-    check_k,
-    check_metadata,
-    check_vectors,
-    labels_from_bytes,
-    labels_to_bytes,
-    pack_label,
-    packb,
-    unpack_label,
-    unpackb,
-)
-from ._filters import MISSING, Node, compile_predicate, parse_filter
-from ._fs import MIN_FREE_FOR_ENV, require_free
-from ._fs import fsync_dir as _fsync_dir
-from ._hotrecs import HotRecords
-from ._ids import check_record_ids, new_record_id
-from ._index import ExactIndex, HnswIndex
-from ._lmdbfile import check_data_file
-from ._options import StoreOptions
-from ._payload import PayloadIndex
-from ._planner import plan_query
-from ._rwlock import RWLock
-from ._storage import MAX_READERS, reserve_lock_file, storage_error, translated
-from ._types import Hit, QueryPlan, Record, TenantInfo
-from .errors import (
-    CorruptShard,
-    DuplicateId,
-    InvalidArgument,
-    ReadOnlyStore,
-    StorageError,
-    StoreClosed,
-    StoreLocked,
-    TenantInactive,
-    TenantNotFound,
-    TenantVecError,
-)
+from .hotrecs import HotRecords
+from .index import ExactIndex, HnswIndex
+from .lmdbfile import check_data_file
+from .payload import PayloadIndex
+from .planner import plan_query
+from .rwlock import RWLock
+from .storage import MAX_READERS, reserve_lock_file, storage_error, translated
 
 log = logging.getLogger("tenantvec")
 
@@ -98,7 +98,7 @@ FORMAT_VERSION = 2
 #: Format 1 stored records, vectors and id map entries without their CRC32.
 FORMAT_UNSEALED = 1
 INDEX_FILE = "index.hnsw"
-#: Work directories of compactions (tenantvec._compact) inside a shard's directory.
+#: Work directories of compactions (tenantvec._engine.compact) inside a shard's directory.
 COMPACT_PREFIX = ".compact-"
 _DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm")
 #: Searches a read-only query makes at most while the writer deletes records under it.
@@ -225,7 +225,7 @@ def _crc_of(fd: int) -> tuple[int, int]:
 class Shard:
     """One tenant's storage. Thread-safe: reads share a lock, writes take it alone.
 
-    Shards are created and opened by the :class:`~tenantvec._manager.ShardManager`;
+    Shards are created and opened by the :class:`~tenantvec._engine.manager.ShardManager`;
     nothing above it touches LMDB or hnswlib.
     """
 

@@ -15,8 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._codec import packb, unpackb
-from ._index._hnsw import _FIXED_BYTES, hnsw_memory_estimate
+from .._validate import packb, unpackb
+from .index.hnsw import _FIXED_BYTES, hnsw_memory_estimate
 
 # --- LMDB (measured; see tools/measure_costs.py) ------------------------------------------
 #: LMDB page size on the measured system.
@@ -57,7 +57,7 @@ EXACT_DICT_BYTES = 100
 #: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
 #: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
-#: A hot shard keeps its records in memory (tenantvec._hotrecs counts them): packed, or
+#: A hot shard keeps its records in memory (tenantvec._engine.hotrecs counts them): packed, or
 #: decoded once a query returns them (id and document strings, the metadata dict with its
 #: keys and values, the entry tuple), plus this much for the dict slot and the int label
 #: key (tracemalloc: 54-61 bytes).
@@ -90,7 +90,7 @@ def lmdb_bytes_per_record(dim: int, *, record_bytes: int = DEFAULT_RECORD_BYTES,
                           id_bytes: int = DEFAULT_ID_BYTES, ids_in_order: bool = False) -> float:
     """data.mdb bytes one record costs: its vector, its record and its id map entry
     (``ids_in_order``: ids arrive sorted, e.g. ``mem-00000001``; uuid4 ids do not)."""
-    return (  # each value ends in its CRC32 (4 bytes, see tenantvec._checksum)
+    return (  # each value ends in its CRC32 (4 bytes, see tenantvec._engine.checksum)
         _leaf_bytes(8, 4 * dim + 4, appended=True)
         + _leaf_bytes(8, record_bytes + 4, appended=True)
         + _leaf_bytes(id_bytes, 8 + 4, appended=ids_in_order)
@@ -166,8 +166,8 @@ def plan_capacity(
     counts the hot tenants' indexes, in-memory records and filter columns, which is what
     ``memory_budget`` bounds. LMDB pages live in the OS page cache, outside the budget.
     """
-    from ._options import check_dim, check_metric
-    from .errors import InvalidArgument
+    from .._options import check_dim, check_metric
+    from ..errors import InvalidArgument
 
     check_dim(dim)
     check_metric(metric)

@@ -22,8 +22,8 @@ from zlib import crc32
 import lmdb
 import numpy as np
 
-from ._codec import unpackb
-from .errors import CorruptShard
+from .._validate import unpackb
+from ..errors import CorruptShard
 
 CRC_BYTES = 4
 #: ``zlib.crc32(value + crc32(value) as 4 little-endian bytes)`` for every value.

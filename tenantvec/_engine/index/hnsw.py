@@ -11,9 +11,9 @@ import tempfile
 import hnswlib
 import numpy as np
 
-from .._fs import free_bytes
-from ._exact import direct_distances, prepare_query, top_k
-from ._graph import unreachable_labels
+from ..._fs import free_bytes
+from .exact import direct_distances, prepare_query, top_k
+from .graph import unreachable_labels
 
 log = logging.getLogger("tenantvec")
 

@@ -24,7 +24,7 @@ past the chunks read so far are looked up in LMDB. Writes keep the copy current:
 only grow, so a new record is past the chunks read (the next chunk reads it) unless the
 copy is complete, in which case it is added directly.
 
-The packed bytes are the stored values, CRC32 included (see ``tenantvec._checksum``):
+The packed bytes are the stored values, CRC32 included (see ``tenantvec._engine.checksum``):
 a record is checked when it is decoded, once, and one that fails its checksum raises
 ``CorruptShard`` instead of becoming a hit.
 
@@ -43,10 +43,10 @@ from typing import Any
 
 import lmdb
 
-from ._capacity import HOT_SLOT_BYTES
-from ._checksum import CRC_BYTES, RECORD, damaged, intact
-from ._codec import labels_from_bytes, pack_label, packb, unpackb
-from ._types import Hit
+from .._types import Hit
+from .._validate import labels_from_bytes, pack_label, packb, unpackb
+from .capacity import HOT_SLOT_BYTES
+from .checksum import CRC_BYTES, RECORD, damaged, intact
 
 CHUNK = 1024
 

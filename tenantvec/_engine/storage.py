@@ -16,8 +16,8 @@ from contextlib import contextmanager
 import lmdb
 import msgpack
 
-from ._fs import FULL_ERRNOS, free_bytes, full_error
-from .errors import CorruptShard, StorageError, TenantVecError
+from .._fs import FULL_ERRNOS, free_bytes, full_error
+from ..errors import CorruptShard, StorageError, TenantVecError
 
 #: Raw exceptions that storage code may raise; the facade translates them.
 RAW_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
