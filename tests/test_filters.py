@@ -1,8 +1,9 @@
-"""``where`` filters through the public API, against a reference evaluator written here.
+"""``where`` filters through the public API, against the reference evaluator of tests/oracles.py.
 
 The reference (``ref_match``) implements DESIGN.md's "Metadata filters" section and does
 not use tenantvec._filters. Hypothesis generates random metadata and random valid filters
-and checks ``get``, ``count``, ``delete`` and filtered ``query`` against it.
+and checks ``get``, ``count``, ``delete`` and filtered ``query`` against it (filtered
+``query`` also against the oracles' exact search).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import distances, nearest, ref_match, search
 
 import tenantvec
 from tenantvec.errors import InvalidFilter, TenantVecError
@@ -30,72 +32,6 @@ HYP = settings(
 VECS = np.random.default_rng(1234).normal(size=(256, DIM)).astype(np.float32)
 
 # ------------------------------------------------------------------ reference evaluator
-_MISSING = object()
-
-
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def ref_eq(a, b) -> bool:
-    """Scalar equality: bool only equals bool, None only None, numbers across int/float."""
-    if a is _MISSING or isinstance(a, (list, dict)):
-        return False
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if a is None or b is None:
-        return a is None and b is None
-    if _num(a) and _num(b):
-        return a == b
-    if isinstance(a, str) and isinstance(b, str):
-        return a == b
-    return False
-
-
-def ref_range(op, a, b) -> bool:
-    if isinstance(b, str):
-        if not isinstance(a, str):
-            return False
-    elif not (_num(a) and _num(b)):
-        return False
-    return {"$gt": a > b, "$gte": a >= b, "$lt": a < b, "$lte": a <= b}[op]
-
-
-def ref_op(op, a, v) -> bool:
-    if op == "$eq":
-        return ref_eq(a, v)
-    if op == "$ne":
-        return not ref_eq(a, v)
-    if op == "$in":
-        return any(ref_eq(a, x) for x in v)
-    if op == "$nin":
-        return not any(ref_eq(a, x) for x in v)
-    if op == "$exists":
-        return (a is not _MISSING) == v
-    if op == "$contains":
-        return isinstance(a, list) and any(ref_eq(e, v) for e in a)
-    return ref_range(op, a, v)
-
-
-def ref_match(flt: dict, fields: dict) -> bool:
-    """``fields``: the record's metadata plus created_at/updated_at."""
-    for key, v in flt.items():
-        if key == "$and":
-            ok = all(ref_match(sub, fields) for sub in v)
-        elif key == "$or":
-            ok = any(ref_match(sub, fields) for sub in v)
-        elif key == "$not":
-            ok = not ref_match(v, fields)
-        elif isinstance(v, dict):
-            a = fields.get(key, _MISSING)
-            ok = all(ref_op(op, a, x) for op, x in v.items())
-        else:
-            ok = ref_eq(fields.get(key, _MISSING), v)
-        if not ok:
-            return False
-    return True
-
-
 def test_reference_evaluator_sanity():
     assert ref_match({"a": 1}, {"a": 1.0})
     assert not ref_match({"a": 1}, {"a": True})
@@ -190,23 +126,11 @@ def fields_of(rec) -> dict:
     return {**rec.metadata, "created_at": rec.created_at, "updated_at": rec.updated_at}
 
 
-def brute_top_k(recs, q, k):
-    """(ids, distances) of the exact top-k by cosine distance among ``recs``."""
-    if not recs:
-        return [], np.empty(0)
-    mat = np.stack([r.vector for r in recs]).astype(np.float64)
-    mat /= np.linalg.norm(mat, axis=1, keepdims=True)
-    qq = np.asarray(q, dtype=np.float64)
-    d = 1.0 - mat @ (qq / np.linalg.norm(qq))
-    order = np.argsort(d, kind="stable")[:k]
-    return [recs[i].id for i in order], d[order]
-
-
 def check_query(t, q, k, where, everything):
     matching = [r for r in everything if ref_match(where, fields_of(r))]
     hits = t.query(q, k=k, where=where)
     by_id = {r.id: r for r in everything}
-    want_ids, want_d = brute_top_k(matching, q, k + 1)  # one past k, to see boundary ties
+    want_ids, want_d = search("cosine", {r.id: r.vector for r in matching}, q, k + 1)  # one past k: boundary ties
     boundary_tie = len(want_d) > k and round(want_d[k], 5) == round(want_d[k - 1], 5)
     want_ids, want_d = want_ids[:k], want_d[:k]
     assert len(hits) == min(k, len(matching)), (where, k)
@@ -347,16 +271,6 @@ def test_filtered_query_hnsw_tenant_selective_filters(tmp_path):
                     check_query(t, q, k, where, everything)
 
 
-def brute(metric, mat, q):
-    mat = np.asarray(mat, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if metric == "cosine":
-        return 1.0 - (mat / np.linalg.norm(mat, axis=1, keepdims=True)) @ (q / np.linalg.norm(q))
-    if metric == "l2":
-        return ((mat - q) ** 2).sum(axis=1)
-    return 1.0 - mat @ q
-
-
 def test_filtered_query_finds_far_matching_records(tmp_path):
     """Adversarial: the matching records are the ones FARTHEST from the query, for matching
     shares from 0.25% to 97.5% of an HNSW tenant. Every plan must still return
@@ -366,7 +280,7 @@ def test_filtered_query_finds_far_matching_records(tmp_path):
     vecs = rng.normal(size=(n, DIM)).astype(np.float32)
     q = np.zeros(DIM, dtype=np.float32)
     q[0] = 1.0
-    d = brute("cosine", vecs, q)
+    d = distances("cosine", vecs, q)
     rank = np.empty(n, dtype=np.int64)
     rank[np.argsort(-d, kind="stable")] = np.arange(n)  # 0 = farthest from q
     with tenantvec.Store(tmp_path / "s", dim=DIM, durability="process", hnsw_threshold=100,
@@ -377,7 +291,7 @@ def test_filtered_query_finds_far_matching_records(tmp_path):
         found = total = 0
         for m in (10, 200, 1000, 2500, 3900):
             where = {"rank": {"$lt": m}}
-            truth_order = [i for i in np.argsort(d, kind="stable") if rank[i] < m]
+            truth_order = nearest(d, m, allowed=rank < m)
             for k in (1, 10, 50):
                 hits = t.query(q, k=k, where=where)
                 assert len(hits) == min(k, m), (m, k)
@@ -409,14 +323,13 @@ def test_filtered_query_exact_at_extreme_scales(tmp_path, metric, scale):
         assert t.info().index_kind == "hnsw"
         for _ in range(5):
             q = (rng.normal(size=DIM) * scale).astype(np.float32)
-            d = brute(metric, vecs, q)
-            d[np.arange(n) % 5 != 2] = np.inf
+            d = distances(metric, vecs, q)
             for k in (1, 5):
                 hits = t.query(q, k=k, where={"g": 2})
                 assert len(hits) == k
-                want = np.argsort(d, kind="stable")[:k]
+                order = nearest(d, k + 1, allowed=np.arange(n) % 5 == 2)  # one past k: a tie at the cut
+                want, srt = order[:k], d[order]
                 np.testing.assert_allclose([h.distance for h in hits], d[want], rtol=1e-4, atol=1e-6)
-                srt = np.sort(d)
                 if srt[k] - srt[k - 1] > 1e-4 * max(1.0, abs(srt[k])):  # no tie at the cut
                     assert {h.id for h in hits} == {f"r{i}" for i in want}, (metric, scale, k)
 
@@ -435,10 +348,9 @@ def test_filtered_l2_query_far_from_origin(tmp_path, kind):
         assert t.info().index_kind == kind
         for _ in range(5):
             q = (rng.normal(size=DIM) + 1000.0).astype(np.float32)
-            d = brute("l2", vecs, q)
-            d[np.arange(n) % 3 != 1] = np.inf
+            d = distances("l2", vecs, q)
             hits = t.query(q, k=10, where={"g": 1})
-            want = np.argsort(d, kind="stable")[:10]
+            want = nearest(d, 10, allowed=np.arange(n) % 3 == 1)
             np.testing.assert_allclose([h.distance for h in hits], d[want], rtol=1e-4)
             assert {h.id for h in hits} == {f"r{i}" for i in want}
 
@@ -462,11 +374,8 @@ def test_filtered_query_hnsw_filtered_strategy(tmp_path):
             assert plan.strategy.startswith("hnsw")  # the path this test is for
             assert len(hits) == 20
             assert {h.id for h in hits} <= matching
-            qn = q / np.linalg.norm(q)
-            vn = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-            d = 1.0 - vn @ qn
-            d[3::10] = np.inf
-            truth = {f"r{i}" for i in np.argsort(d)[:20]}
+            d = distances("cosine", vecs, q)
+            truth = {f"r{i}" for i in nearest(d, 20, allowed=np.arange(n) % 10 != 3)}
             found += len(truth & {h.id for h in hits})
             total += 20
             for h in hits:

@@ -2,7 +2,7 @@
 
 ``IndexContract`` holds every test; ``TestExactIndex`` and ``TestHnswIndex`` run it
 against one backend each through the ``make(dim, metric)`` fixture. Distances are checked
-against a numpy brute force written here (hnswlib's definitions: cosine = 1 - cosine
+against the exact numpy search of tests/oracles.py (hnswlib's definitions: cosine = 1 - cosine
 similarity, l2 = squared Euclidean, ip = 1 - dot).
 """
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import distances, nearest
 
 from tenantvec._engine.index import ExactIndex, HnswIndex
 
@@ -24,19 +25,6 @@ HYP = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                            HealthCheck.differing_executors],
 )
-
-
-def brute_distances(metric: str, vecs: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """hnswlib distances from query ``q`` to every row of ``vecs`` (float64)."""
-    vecs = np.asarray(vecs, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if metric == "cosine":
-        vn = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-        return 1.0 - vn @ (q / np.linalg.norm(q))
-    if metric == "l2":
-        return ((vecs - q) ** 2).sum(axis=1)
-    assert metric == "ip"
-    return 1.0 - vecs @ q
 
 
 def random_vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
@@ -84,11 +72,11 @@ class IndexContract:
         if not want_n:
             return set()
         # reported distances are hnswlib's distances of the returned labels
-        got = brute_distances(metric, np.stack([vec_of[int(lab)] for lab in labels]), q)
+        got = distances(metric, np.stack([vec_of[int(lab)] for lab in labels]), q)
         np.testing.assert_allclose(dists, got, rtol=1e-4, atol=1e-4)
         assert np.all(np.diff(np.asarray(dists, dtype=np.float64)) >= -1e-5), "not nearest first"
-        truth_d = brute_distances(metric, np.stack([vec_of[int(lab)] for lab in pool]), q)
-        order = np.argsort(truth_d, kind="stable")[:want_n]
+        truth_d = distances(metric, np.stack([vec_of[int(lab)] for lab in pool]), q)
+        order = nearest(truth_d, want_n)
         if self.exact:
             np.testing.assert_allclose(np.sort(dists), truth_d[order], rtol=1e-4, atol=1e-4)
         return set(pool[order].tolist())
@@ -444,7 +432,7 @@ class TestHnswIndex(IndexContract):
         vecs = random_vectors(600, seed=40)
         idx.add(labels_of(600), vecs)
         q = vecs[0]
-        d = brute_distances(metric, vecs, q)
+        d = distances(metric, vecs, q)
         allowed = np.argsort(-d)[: int(600 * matching_share)]
         vec_of = dict(enumerate(vecs))
         for k in (1, 10, 50):

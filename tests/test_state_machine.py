@@ -1,5 +1,6 @@
 """Stateful property tests: random add / upsert / delete / query / evict / reopen on two
-tenants at once, checked against a plain-Python model and brute-force numpy search.
+tenants at once, checked against a plain-Python model and the exact numpy search of
+tests/oracles.py.
 
 Distances follow hnswlib for both backends: cosine = 1 - cosine similarity,
 l2 = squared Euclidean, ip = 1 - dot.
@@ -25,6 +26,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from oracles import ref_match, search
 
 import tenantvec
 from tenantvec._engine.hotrecs import stored_bytes
@@ -38,21 +40,7 @@ GROUPS = 4
 RTOL = ATOL = 2e-4
 
 
-# ---------------------------------------------------------------------------- oracle
-def brute_distances(metric: str, mat: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """hnswlib-style distances of every row of ``mat`` to ``q``, in float64."""
-    mat = np.asarray(mat, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    if metric == "cosine":
-        mat = mat / np.linalg.norm(mat, axis=1, keepdims=True)
-        q = q / np.linalg.norm(q)
-        return 1.0 - mat @ q
-    if metric == "ip":
-        return 1.0 - mat @ q
-    diff = mat - q
-    return np.einsum("ij,ij->i", diff, diff)
-
-
+# ---------------------------------------------------------------------------- model
 class TenantModel:
     """What one tenant should hold: id -> (vector, metadata, document), insertion order."""
 
@@ -85,16 +73,13 @@ class TenantModel:
         return n
 
     def delete_group(self, g: int) -> int:
-        gone = [rid for rid, (_, m, _) in self.records.items() if m["g"] == g]
+        gone = self.matching({"g": g})
         for rid in gone:
             del self.records[rid]
         return len(gone)
 
     def matching(self, where: dict | None) -> list[str]:
-        if where is None:
-            return list(self.records)
-        ((key, value),) = where.items()
-        return [rid for rid, (_, m, _) in self.records.items() if m.get(key) == value]
+        return [rid for rid, (_, m, _) in self.records.items() if ref_match(where or {}, m)]
 
     def check_hits(self, hits, q: np.ndarray, k: int, where: dict | None, exact: bool) -> float | None:
         """Check one query's hits; returns the recall for approximate searches."""
@@ -104,9 +89,8 @@ class TenantModel:
         assert len(set(hit_ids)) == len(hit_ids), f"duplicate hits {hit_ids}"
         if not ids:
             return None
-        mat = np.stack([self.records[rid][0] for rid in ids])
-        dist = brute_distances(self.metric, mat, q)
-        by_id = dict(zip(ids, dist.tolist()))
+        order, dist = search(self.metric, {rid: self.records[rid][0] for rid in ids}, q, len(ids))
+        by_id = dict(zip(order, dist.tolist()))
         for h in hits:
             assert h.metadata.get("tenant") == self.tenant_id, f"foreign record {h} in {self.tenant_id}"
             assert h.id in by_id, f"hit {h.id!r} is not a live matching record of {self.tenant_id!r}"
@@ -116,7 +100,7 @@ class TenantModel:
             assert np.isclose(h.distance, by_id[h.id], rtol=RTOL, atol=ATOL), (h, by_id[h.id])
         got = np.array([h.distance for h in hits])
         assert np.all(np.diff(got) >= -ATOL), f"hits not sorted nearest first: {got}"
-        want = np.sort(dist)[: len(hits)]
+        want = dist[: len(hits)]
         if exact:
             np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
             return None
