@@ -95,8 +95,8 @@ def run_tenantvec(a: dict[str, Any], gen: Clustered, loads: dict[str, Any], out:
 
     T, R, root, max_hot = a["tenants"], a["records"], a["root"], a["max_hot"]
     store = tenantvec.Store(root, memory_budget=a["budget"], max_hot=max_hot)
-    out["budget"] = store.stats()["memory_budget"]
-    out["max_hot_effective"] = store.stats()["max_hot"]
+    out["budget"] = store.stats().memory_budget
+    out["max_hot_effective"] = store.stats().max_hot
     max_mem = 0
     for i in range(T):
         X = gen.tenant_vectors(i, R)
@@ -109,9 +109,9 @@ def run_tenantvec(a: dict[str, Any], gen: Clustered, loads: dict[str, Any], out:
         create.append(t1 - t0)
         add.append(t2 - t1)
         if i % 64 == 0:
-            max_mem = max(max_mem, store.stats()["memory_bytes"])
+            max_mem = max(max_mem, store.stats().memory_bytes)
     st = store.stats()
-    out["after_ingest"] = {k: st[k] for k in ("hot", "loads", "evictions", "memory_bytes", "hit_rate")}
+    out["after_ingest"] = {k: getattr(st, k) for k in ("hot", "loads", "evictions", "memory_bytes", "hit_rate")}
     out["kind"] = store.tenant(tid(0)).info().index_kind
     out["rss_ingest"] = rss_bytes()
 
@@ -123,11 +123,11 @@ def run_tenantvec(a: dict[str, Any], gen: Clustered, loads: dict[str, Any], out:
         s0 = store.stats()
         r = access(one, tenants, queries)
         s1 = store.stats()
-        dh, dm = s1["hits"] - s0["hits"], s1["misses"] - s0["misses"]
-        r.update(hit_rate=dh / max(dh + dm, 1), loads=s1["loads"] - s0["loads"],
-                 evictions=s1["evictions"] - s0["evictions"], memory_bytes=s1["memory_bytes"],
-                 hot=s1["hot"], rss=rss_bytes())
-        max_mem = max(max_mem, s1["memory_bytes"])
+        dh, dm = s1.hits - s0.hits, s1.misses - s0.misses
+        r.update(hit_rate=dh / max(dh + dm, 1), loads=s1.loads - s0.loads,
+                 evictions=s1.evictions - s0.evictions, memory_bytes=s1.memory_bytes,
+                 hot=s1.hot, rss=rss_bytes())
+        max_mem = max(max_mem, s1.memory_bytes)
         out["access"][name] = r
     out["max_memory_bytes"] = max_mem
     t0 = now()

@@ -8,13 +8,17 @@ shard manager keeps the recently used tenants hot under a memory budget.
 ...     acme = store.tenant("acme", create=True)
 ...     acme.add(vectors, documents=texts, metadata=[{"kind": "fact"}] * len(texts))
 ...     hits = acme.query(query_vector, k=5, where={"kind": "fact"})
+
+``import tenantvec`` is cheap (it loads this module and :mod:`tenantvec.errors`): every
+other public name is imported when first used (:func:`__getattr__`, PEP 562), and the
+storage engine (lmdb, hnswlib) only when a store is opened.
 """
 
 from __future__ import annotations
 
-from ._options import HnswParams
-from ._store import Store, Tenant, open
-from ._types import Hit, QueryPlan, Record, TenantInfo
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 from .errors import (
     CorruptExport,
     CorruptShard,
@@ -29,13 +33,22 @@ from .errors import (
     StorageFull,
     StoreClosed,
     StoreLocked,
+    StoreNotFound,
     TenantExists,
     TenantInactive,
     TenantNotFound,
     TenantVecError,
 )
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from ._engine.compact import CompactReport
+    from ._engine.listing import TenantSummary
+    from ._engine.transfer import ExportReport
+    from ._engine.verify import VerifyReport
+    from ._options import HnswParams
+    from ._store import Store, open
+    from ._tenant import Tenant
+    from ._types import Hit, QueryPlan, Record, StoreStats, TenantInfo
 
 __all__ = [
     "__version__",
@@ -46,6 +59,11 @@ __all__ = [
     "Record",
     "TenantInfo",
     "QueryPlan",
+    "StoreStats",
+    "TenantSummary",
+    "VerifyReport",
+    "CompactReport",
+    "ExportReport",
     "HnswParams",
     "TenantVecError",
     "InvalidTenantId",
@@ -57,6 +75,7 @@ __all__ = [
     "InvalidArgument",
     "DuplicateId",
     "StoreLocked",
+    "StoreNotFound",
     "ReadOnlyStore",
     "CorruptShard",
     "CorruptExport",
@@ -65,3 +84,29 @@ __all__ = [
     "TenantInactive",
     "StoreClosed",
 ]
+
+
+#: Public names imported on first use, by the module (relative to this package) defining them.
+_LAZY = {
+    "Store": "_store", "open": "_store", "Tenant": "_tenant", "HnswParams": "_options",
+    "Hit": "_types", "Record": "_types", "TenantInfo": "_types", "QueryPlan": "_types", "StoreStats": "_types",
+    "TenantSummary": "_engine.listing", "VerifyReport": "_engine.verify", "CompactReport": "_engine.compact",
+    "ExportReport": "_engine.transfer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562) and keep it here, so
+    that later lookups are plain attribute reads."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tenantvec' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -163,8 +163,8 @@ def run_demo(directory: str | None, *, embeddings: str = "auto", echo: Callable[
         states = {s.tenant: s.state for s in store.tenant_summaries()}
         st = store.stats()
         echo(f"\nhot/cold (LRU, max_hot={MAX_HOT}): " + ", ".join(f"{t} {states[t]}" for t in tids)
-             + f" (loads {st['loads']}, evictions {st['evictions']})")
-        echo(f"stats: {st['tenants']} tenants, {st['hot']} hot, {st['cold']} cold, hit rate {st['hit_rate']:.2f}, "
-             f"hot memory {st['memory_bytes'] / 1024:.0f} KiB of a {st['memory_budget'] / 2**30:.0f} GiB budget")
+             + f" (loads {st.loads}, evictions {st.evictions})")
+        echo(f"stats: {st.tenants} tenants, {st.hot} hot, {st.cold} cold, hit rate {st.hit_rate:.2f}, "
+             f"hot memory {st.memory_bytes / 1024:.0f} KiB of a {st.memory_budget / 2**30:.0f} GiB budget")
     echo(f"\nnext: tenantvec --root {directory} ls")
     return directory

@@ -135,7 +135,7 @@ def parse_filter(where: object, path: str = "where", depth: int = 1) -> Node:
         elif key == "$not":
             parts.append(Not(parse_filter(v, kpath, depth + 1)))
         elif key.startswith("$"):
-            raise InvalidFilter(f"{path}: unknown operator {key!r} at filter level (known: $and, $or, $not)")
+            raise InvalidFilter(f"{path}: unknown operator {key!r} at filter level (known: {', '.join(LOGIC_OPS)})")
         elif not key:
             raise InvalidFilter(f"{path}: empty field name")
         elif isinstance(v, dict):
@@ -220,15 +220,3 @@ def compile_predicate(node: Node, get: Getter) -> Predicate:
     if isinstance(node, And):
         return lambda r: all(p(r) for p in preds)
     return lambda r: any(p(r) for p in preds)
-
-
-def fields_of(node: Node) -> set[str]:
-    """Every field a filter mentions."""
-    if isinstance(node, Cond):
-        return {node.field}
-    if isinstance(node, Not):
-        return fields_of(node.part)
-    out: set[str] = set()
-    for p in node.parts:
-        out |= fields_of(p)
-    return out

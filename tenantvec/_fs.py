@@ -1,9 +1,14 @@
-"""Filesystem primitives: atomic file writes, directory fsync, free-space checks."""
+"""Filesystem primitives: atomic file writes, directory fsync, directories built under a
+temporary name and renamed into place, free-space checks."""
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .errors import StorageFull
 
@@ -13,6 +18,9 @@ from .errors import StorageFull
 MIN_FREE_FOR_ENV = 1 << 20
 #: errno values that mean "no room": the filesystem or the user's quota is full.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: Prefix of the temporary directories :func:`staged_directory` builds in; one left by a
+#: crash is removed by the next writer (see ``Store``).
+STAGING_PREFIX = ".tmp-"
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -44,6 +52,38 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
             raise full_error(path, f"cannot write {path}") from exc
         raise
     fsync_dir(os.path.dirname(path) or ".")
+
+
+@contextmanager
+def staged_directory(
+    parent: str | os.PathLike[str], final: str | os.PathLike[str], exists: Callable[[], BaseException]
+) -> Iterator[str]:
+    """Build a directory that appears at ``final`` whole or not at all.
+
+    The body fills a new directory in ``parent`` (its path is yielded), which is then
+    renamed to ``final`` (atomic, and refused when ``final`` exists) and ``parent``
+    fsynced. A failure in the body or the rename removes the temporary directory.
+
+    >>> with staged_directory(root, root / "acme", lambda: TenantExists("acme")) as tmp:  # doctest: +SKIP
+    ...     build_shard(tmp)
+
+    :raises BaseException: ``exists()`` when ``final`` appeared meanwhile (another creator won).
+    :raises OSError: from the filesystem.
+    """
+    tmp = os.path.join(parent, f"{STAGING_PREFIX}{uuid.uuid4().hex}")
+    os.mkdir(tmp)
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, final)  # atomic; fails if another creator won
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            raise exists() from None
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def free_bytes(path: str | os.PathLike[str]) -> int:

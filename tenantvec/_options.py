@@ -5,11 +5,40 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from typing import Final
 
 from .errors import InvalidArgument
 
 METRICS = ("cosine", "l2", "ip")
 DURABILITY = ("full", "process")
+
+# ---------------------------------------------------------------------------- defaults
+# The one table of store defaults: Store's signature, StoreOptions, HnswParams, the CLI's
+# options and ``tenantvec plan`` read them from here.
+#: Dimension and metric of a new store (then persisted in ``tenantvec.json``) and its tenants.
+DEFAULT_DIM: Final = 384
+DEFAULT_METRIC: Final = "cosine"
+#: Hot-tenant memory (indexes, in-memory records, filter columns): 1 GiB.
+DEFAULT_MEMORY_BUDGET: Final = 1024**3
+#: Most tenants hot at once (also capped by the open-file limit).
+DEFAULT_MAX_HOT: Final = 256
+DEFAULT_DURABILITY: Final = "full"
+#: A tenant switches from exact search to HNSW above this many records.
+DEFAULT_HNSW_THRESHOLD: Final = 2048
+#: hnswlib's ``M``, ``ef_construction`` and ``ef`` for new HNSW indexes.
+DEFAULT_HNSW_M: Final = 16
+DEFAULT_HNSW_EF_CONSTRUCTION: Final = 200
+DEFAULT_HNSW_EF: Final = 96
+#: Fraction of a tenant's index entries that are tombstones when it compacts by itself.
+DEFAULT_COMPACT_THRESHOLD: Final = 0.5
+#: Seconds between background writes of dirty index snapshots (0: never in the background).
+DEFAULT_FLUSH_INTERVAL: Final = 30.0
+#: Initial LMDB map of a writer's environment: 1 GiB of address space (see StoreOptions).
+DEFAULT_MAP_SIZE: Final = 1024**3
+#: ``tenantvec plan``'s workload assumptions: fraction of tenants hot at once, and
+#: metadata keys per record.
+DEFAULT_PLAN_HOT_FRACTION: Final = 0.1
+DEFAULT_PLAN_FIELDS: Final = 4
 
 _UNITS = {
     "": 1,
@@ -93,8 +122,9 @@ def _check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
     return value
 
 
-#: Smallest HnswParams.m accepted (see HnswParams).
+#: Smallest and largest HnswParams.m accepted (see HnswParams).
 MIN_HNSW_M = 4
+MAX_HNSW_M = 256
 
 
 @dataclass(frozen=True)
@@ -108,12 +138,12 @@ class HnswParams:
     :class:`InvalidArgument` otherwise.
     """
 
-    m: int = 16
-    ef_construction: int = 200
-    ef: int = 96
+    m: int = DEFAULT_HNSW_M
+    ef_construction: int = DEFAULT_HNSW_EF_CONSTRUCTION
+    ef: int = DEFAULT_HNSW_EF
 
     def __post_init__(self) -> None:
-        _check_int("hnsw m", self.m, MIN_HNSW_M, 256)
+        _check_int("hnsw m", self.m, MIN_HNSW_M, MAX_HNSW_M)
         _check_int("hnsw ef_construction", self.ef_construction, 8, MAX_HNSW_EF)
         _check_int("hnsw ef", self.ef, 1, MAX_HNSW_EF)
 
@@ -123,23 +153,24 @@ class StoreOptions:
     """Everything a :class:`~tenantvec.Store` is configured with, validated once.
 
     ``dim``/``metric`` are ``None`` when the caller did not pass them explicitly; the
-    store then uses the persisted defaults (or 384/cosine for a new store).
+    store then uses the persisted defaults (or :data:`DEFAULT_DIM`/:data:`DEFAULT_METRIC`
+    for a new store).
     """
 
     dim: int | None = None
     metric: str | None = None
-    memory_budget: int = 1024**3
-    max_hot: int = 256
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+    max_hot: int = DEFAULT_MAX_HOT
     readonly: bool = False
-    durability: str = "full"
-    hnsw_threshold: int = 2048
+    durability: str = DEFAULT_DURABILITY
+    hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD
     hnsw: HnswParams = HnswParams()
-    compact_threshold: float = 0.5
-    flush_interval: float = 30.0
+    compact_threshold: float = DEFAULT_COMPACT_THRESHOLD
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
     #: Initial LMDB map of a writer's environment: address space only (the file grows
     #: as pages are written), so it is generous; growing it must wait for exports and
     #: compactions reading the tenant, which a large map makes rare.
-    map_size: int = 1024**3
+    map_size: int = DEFAULT_MAP_SIZE
 
     def __post_init__(self) -> None:
         if self.dim is not None:

@@ -1,9 +1,12 @@
-"""Public facade: :class:`Store` (root directory, writer lock, tenant lifecycle) and
-:class:`Tenant` (one tenant's API, a capability for exactly one shard)."""
+"""Public facade: :class:`Store` (root directory, writer lock, tenant lifecycle).
+
+The storage engine (:mod:`tenantvec._engine`, with lmdb and hnswlib) is imported when a
+store is opened, and the maintenance operations when first used: importing the facade
+(the CLI, a pytest plugin, an integration) loads no storage library.
+"""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import logging
@@ -11,32 +14,47 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Literal, cast
 
-from ._engine import compact as _compact
-from ._engine import transfer as _export
-from ._engine import verify as _maintenance
-from ._engine.compact import CompactReport
-from ._engine.manager import ShardManager
-from ._engine.shard import Shard, remove_leftovers
-from ._engine.storage import RAW_STORAGE_ERRORS, storage_error, translated
-from ._engine.transfer import ExportReport
-from ._engine.verify import TenantSummary, VerifyReport
-from ._fs import atomic_write, fsync_dir
+from ._fs import atomic_write, fsync_dir, staged_directory
 from ._ids import HASHED_ID_FILE, check_tenant_id, tenant_dir_name, tenant_id_from_dir_name
-from ._options import HnswParams, StoreOptions, check_dim, check_metric
-from ._types import Hit, QueryPlan, Record, TenantInfo
+from ._options import (
+    DEFAULT_COMPACT_THRESHOLD,
+    DEFAULT_DIM,
+    DEFAULT_DURABILITY,
+    DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_HNSW_THRESHOLD,
+    DEFAULT_MAX_HOT,
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_METRIC,
+    HnswParams,
+    StoreOptions,
+    check_dim,
+    check_metric,
+)
+from ._tenant import Tenant, storage_error
+from ._types import StoreStats
 from .errors import (
     DimensionMismatch,
     InvalidArgument,
     ReadOnlyStore,
     StoreClosed,
     StoreLocked,
+    StoreNotFound,
     TenantExists,
     TenantNotFound,
     TenantVecError,
 )
+
+if TYPE_CHECKING:
+    from ._engine.compact import CompactReport
+    from ._engine.listing import TenantSummary
+    from ._engine.manager import ShardManager
+    from ._engine.shard import Shard
+    from ._engine.transfer import ExportReport
+    from ._engine.verify import VerifyReport
 
 log = logging.getLogger("tenantvec")
 
@@ -45,8 +63,15 @@ CONFIG_FILE = "tenantvec.json"
 LOCK_FILE = "LOCK"
 _LOCK_RECORD = 32  # bytes of the LOCK file: the holder's pid, padded
 TENANTS_DIR = "tenants"
-_DEFAULT_DIM = 384
-_DEFAULT_METRIC = "cosine"
+
+
+def translated(what: str, path: str) -> AbstractContextManager[None]:
+    """``with translated(what, path):`` runs its body with raw storage errors turned into
+    :class:`TenantVecError`\\ s (:func:`tenantvec._engine.storage.translated`, imported on
+    use, see the module docstring)."""
+    from ._engine.storage import translated as engine_translated
+
+    return engine_translated(what, path)
 
 
 class Store:
@@ -61,10 +86,13 @@ class Store:
     ...     t = store.tenant("acme", create=True)
     ...     t.add([[0.1, 0.2, 0.3, 0.4]], ids=["m1"])
 
+    ``tenantvec.open`` is this class.
+
     :param dim: default dimension for new tenants (persisted; 384 for a new store).
-    :param metric: default metric for new tenants: ``"cosine"``, ``"l2"`` or ``"ip"``.
+    :param metric: default metric for new tenants: ``"cosine"`` (default for a new
+        store), ``"l2"`` or ``"ip"``.
     :param memory_budget: bytes of hot-tenant memory (indexes, in-memory records, filter
-        columns), or a size string (``"1GiB"``).
+        columns), or a size string (``"512MiB"``); default 1 GiB.
     :param max_hot: most tenants hot at once (also capped by the open-file limit).
     :param readonly: open without the writer lock; writes raise :class:`ReadOnlyStore`.
     :param durability: ``"full"`` (fsync every commit; survives power loss) or
@@ -76,6 +104,7 @@ class Store:
     :param flush_interval: seconds between background writes of dirty index snapshots
         (0 disables; snapshots are always written on eviction and close).
     :raises StoreLocked: another process holds the writer lock.
+    :raises StoreNotFound: ``readonly`` and there is no store at ``path``.
     :raises DimensionMismatch: ``dim`` differs from the persisted default.
     :raises InvalidArgument: a bad option, or ``metric`` differs from the persisted one.
     """
@@ -86,18 +115,18 @@ class Store:
         *,
         dim: int | None = None,
         metric: str | None = None,
-        memory_budget: int | str = "1GiB",
-        max_hot: int = 256,
+        memory_budget: int | str = DEFAULT_MEMORY_BUDGET,
+        max_hot: int = DEFAULT_MAX_HOT,
         readonly: bool = False,
-        durability: Literal["full", "process"] = "full",
-        hnsw_threshold: int = 2048,
+        durability: Literal["full", "process"] = DEFAULT_DURABILITY,
+        hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
         hnsw: HnswParams | None = None,
-        compact_threshold: float = 0.5,
-        flush_interval: float = 30.0,
+        compact_threshold: float = DEFAULT_COMPACT_THRESHOLD,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         self._closed = True
-        self.options = StoreOptions(
-            dim=dim, metric=metric, memory_budget=memory_budget, max_hot=max_hot,
+        self.options = StoreOptions(  # validates every option; parses a memory_budget size string
+            dim=dim, metric=metric, memory_budget=cast(int, memory_budget), max_hot=max_hot,
             readonly=readonly, durability=durability, hnsw_threshold=hnsw_threshold,
             hnsw=hnsw if hnsw is not None else HnswParams(), compact_threshold=compact_threshold,
             flush_interval=flush_interval,
@@ -108,7 +137,8 @@ class Store:
         self._swept: set[str] = set()  # tenants checked for crash leftovers by this writer
         if readonly:
             if not (self.path / CONFIG_FILE).is_file():
-                raise TenantNotFound(f"no tenantvec store at {str(self.path)!r} (missing {CONFIG_FILE})")
+                raise StoreNotFound(f"no tenantvec store at {str(self.path)!r} (missing {CONFIG_FILE})",
+                                    path=str(self.path))
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             self._acquire_lock()
@@ -120,6 +150,8 @@ class Store:
         except BaseException:
             self._release_lock()
             raise
+        from ._engine.manager import ShardManager  # the engine: lmdb, hnswlib (see module docstring)
+
         self._manager = ShardManager(
             self._open_shard, max_hot=self.options.max_hot, memory_budget=self.options.memory_budget
         )
@@ -137,7 +169,8 @@ class Store:
             os.close(fd)
             raise StoreLocked(
                 f"store {str(self.path)!r} is locked by pid {holder} ({self.path / LOCK_FILE}); "
-                "open it with readonly=True to read while that process writes"
+                "open it with readonly=True to read while that process writes",
+                path=str(self.path / LOCK_FILE),
             ) from None
         # The holder's pid, padded to a fixed width: overwriting in place avoids a
         # truncate, which costs ~1 ms (a metadata commit) on journaling filesystems.
@@ -160,22 +193,24 @@ class Store:
                 cfg = json.loads(cfg_path.read_text())
                 fmt, dim, metric = cfg["format"], cfg["dim"], cfg["metric"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise TenantVecError(f"{cfg_path} is not a valid tenantvec config: {exc}") from exc
+                raise TenantVecError(f"{cfg_path} is not a valid tenantvec config: {exc}", path=str(cfg_path)) from exc
             if fmt != STORE_FORMAT:
-                raise TenantVecError(f"store format {fmt!r} in {cfg_path} is not supported (expected {STORE_FORMAT})")
+                raise TenantVecError(f"store format {fmt!r} in {cfg_path} is not supported (expected {STORE_FORMAT})",
+                                     path=str(cfg_path))
             if opts.dim is not None and opts.dim != dim:
                 raise DimensionMismatch(
                     f"store {str(self.path)!r} has default dim {dim}; opened with dim={opts.dim} "
-                    "(omit dim to use the stored one)"
+                    "(omit dim to use the stored one)", path=str(cfg_path)
                 )
             if opts.metric is not None and opts.metric != metric:
                 raise InvalidArgument(
-                    f"store {str(self.path)!r} has default metric {metric!r}; opened with metric={opts.metric!r}"
+                    f"store {str(self.path)!r} has default metric {metric!r}; opened with metric={opts.metric!r}",
+                    path=str(cfg_path),
                 )
             self.dim, self.metric = int(dim), str(metric)
         else:
-            self.dim = opts.dim if opts.dim is not None else _DEFAULT_DIM
-            self.metric = opts.metric if opts.metric is not None else _DEFAULT_METRIC
+            self.dim = opts.dim if opts.dim is not None else DEFAULT_DIM
+            self.metric = opts.metric if opts.metric is not None else DEFAULT_METRIC
             cfg = {"format": STORE_FORMAT, "dim": self.dim, "metric": self.metric}
             atomic_write(cfg_path, json.dumps(cfg, indent=2).encode() + b"\n")
 
@@ -186,22 +221,49 @@ class Store:
                 log.info("removing leftover %s from an interrupted create/drop", entry.path)
                 shutil.rmtree(entry.path, ignore_errors=True)
 
-    # ------------------------------------------------------------------ helpers
-    def _check_open(self) -> None:
+    # ------------------------------------------------------------------ for Tenant handles
+    # Public names, but internal: what a Tenant handle (tenantvec._tenant) needs of its store.
+    @property
+    def manager(self) -> ShardManager:
+        """The store's hot/cold shard manager (internal: Tenant handles pin shards in it)."""
+        return self._manager
+
+    def check_open(self) -> None:
+        """:raises StoreClosed: the store was closed."""
         if self._closed:
-            raise StoreClosed(f"store {str(self.path)!r} is closed")
+            raise StoreClosed(f"store {str(self.path)!r} is closed", path=str(self.path))
 
-    def _check_writable(self, what: str) -> None:
+    def check_writable(self, what: str) -> None:
+        """:raises ReadOnlyStore: the store is read-only (``what`` names the refused action)."""
         if self.readonly:
-            raise ReadOnlyStore(f"store {str(self.path)!r} is open read-only; cannot {what}")
+            raise ReadOnlyStore(f"store {str(self.path)!r} is open read-only; cannot {what}", path=str(self.path))
 
-    def _tenant_path(self, tenant_id: str) -> Path:
+    def tenant_path(self, tenant_id: str) -> Path:
+        """The directory that holds (or would hold) a tenant's files."""
         return self.path / TENANTS_DIR / tenant_dir_name(tenant_id)
 
+    # ------------------------------------------------------------------ helpers
+    def _not_found(self, tenant_id: str) -> TenantNotFound:
+        return TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}",
+                              tenant=tenant_id, path=str(self.path))
+
+    def _pin(self, tenant_id: str) -> Shard:
+        """Pin a tenant's shard (loading it), raw storage errors translated."""
+        try:
+            return self._manager.pin(tenant_id)
+        except Exception as exc:  # the path is computed only here: Store.tenant is a hot path
+            err = storage_error(exc, f"tenant {tenant_id!r}", str(self.tenant_path(tenant_id)))
+            if err is exc:
+                raise
+            raise err from exc
+
     def _open_shard(self, tenant_id: str) -> Shard:
-        path = self._tenant_path(tenant_id)
+        from ._engine.shard import Shard
+        from ._engine.shardfiles import remove_leftovers
+
+        path = self.tenant_path(tenant_id)
         if not (path / "data.mdb").is_file():
-            raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
+            raise self._not_found(tenant_id)
         if not self.readonly and tenant_id not in self._swept:  # only a crashed writer leaves them
             remove_leftovers(str(path))  # the tenant is cold: nothing of this writer compacts it
             self._swept.add(tenant_id)
@@ -218,31 +280,27 @@ class Store:
         :raises InvalidTenantId: the id breaks the tenant id rules.
         :raises ReadOnlyStore: the store is read-only.
         """
-        self._check_open()
+        from ._engine.shardfiles import create_shard  # the engine is imported when a store opens
+
+        self.check_open()
         check_tenant_id(tenant_id)
         dim = self.dim if dim is None else check_dim(dim)
         metric = self.metric if metric is None else check_metric(metric)
-        self._check_writable(f"create tenant {tenant_id!r}")
-        final = self._tenant_path(tenant_id)
+        self.check_writable(f"create tenant {tenant_id!r}")
+        final = self.tenant_path(tenant_id)
+
+        def exists() -> TenantExists:
+            return TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}", tenant=tenant_id,
+                                path=str(self.path))
+
         if final.exists():
-            raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}")
-        tmp = self.path / TENANTS_DIR / f".tmp-{uuid.uuid4().hex}"
-        with translated(f"tenant {tenant_id!r}: cannot create it", str(tmp.parent)):
-            tmp.mkdir()
-            try:
-                if final.name.startswith("~"):
-                    (tmp / HASHED_ID_FILE).write_text(tenant_id, encoding="utf-8")
-                incarnation = Shard.create(str(tmp), tenant_id, dim, metric, self.options)
-                try:
-                    os.rename(tmp, final)  # atomic; fails if another creator won
-                except OSError as exc:
-                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                        raise
-                    raise TenantExists(f"tenant {tenant_id!r} already exists in {str(self.path)!r}") from None
-                fsync_dir(final.parent)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+            raise exists()
+        parent = self.path / TENANTS_DIR
+        with (
+            translated(f"tenant {tenant_id!r}: cannot create it", str(parent)),
+            staged_directory(parent, final, exists) as tmp,  # renamed into place whole, or removed
+        ):
+            incarnation = create_shard(tmp, tenant_id, dim, metric, self.options)
         return Tenant(self, tenant_id, incarnation)
 
     def tenant(self, tenant_id: str, *, create: bool = False, dim: int | None = None,
@@ -257,7 +315,7 @@ class Store:
         :raises InvalidArgument: an explicit ``metric`` differs from the existing tenant's.
         :raises InvalidTenantId: the id breaks the tenant id rules.
         """
-        self._check_open()
+        self.check_open()
         check_tenant_id(tenant_id)
         if create and not self.has_tenant(tenant_id):
             try:
@@ -265,26 +323,27 @@ class Store:
             except TenantExists:
                 pass
         # Loads the tenant (as its first call would) to bind the handle to this incarnation.
-        with translated(f"tenant {tenant_id!r}", str(self._tenant_path(tenant_id))):
-            shard = self._manager.pin(tenant_id)
+        shard = self._pin(tenant_id)
         try:
             if dim is not None and dim != shard.dim:
-                raise DimensionMismatch(f"tenant {tenant_id!r} has dim {shard.dim}; asked for dim={dim}")
+                raise DimensionMismatch(f"tenant {tenant_id!r} has dim {shard.dim}; asked for dim={dim}",
+                                        tenant=tenant_id)
             if metric is not None and metric != shard.metric:
-                raise InvalidArgument(f"tenant {tenant_id!r} has metric {shard.metric!r}; asked for metric={metric!r}")
+                raise InvalidArgument(f"tenant {tenant_id!r} has metric {shard.metric!r}; asked for metric={metric!r}",
+                                      tenant=tenant_id)
             return Tenant(self, tenant_id, shard.uuid)
         finally:
             self._manager.unpin(shard)
 
     def has_tenant(self, tenant_id: str) -> bool:
         """Whether the tenant exists. :raises InvalidTenantId: for a malformed id."""
-        self._check_open()
+        self.check_open()
         check_tenant_id(tenant_id)
-        return (self._tenant_path(tenant_id) / "data.mdb").is_file()
+        return (self.tenant_path(tenant_id) / "data.mdb").is_file()
 
     def tenants(self) -> list[str]:
         """Every tenant id, sorted."""
-        self._check_open()
+        self.check_open()
         out = []
         try:
             entries = list(os.scandir(self.path / TENANTS_DIR))
@@ -292,6 +351,7 @@ class Store:
             return []
         for entry in entries:
             name = entry.name
+            tid: str | None
             if name.startswith("."):
                 continue
             if name.startswith("~"):
@@ -313,16 +373,16 @@ class Store:
         :raises TenantNotFound: the tenant does not exist.
         :raises ReadOnlyStore: the store is read-only.
         """
-        self._check_open()
+        self.check_open()
         check_tenant_id(tenant_id)
-        self._check_writable(f"drop tenant {tenant_id!r}")
-        path = self._tenant_path(tenant_id)
+        self.check_writable(f"drop tenant {tenant_id!r}")
+        path = self.tenant_path(tenant_id)
         grave = self.path / TENANTS_DIR / f".drop-{uuid.uuid4().hex}"
         # Atomic with respect to every other call on the tenant: calls already running
         # finish first, calls arriving meanwhile wait and then find it gone.
         with self._manager.exclusive(tenant_id):
             if not path.exists():
-                raise TenantNotFound(f"tenant {tenant_id!r} does not exist in {str(self.path)!r}")
+                raise self._not_found(tenant_id)
             with translated(f"tenant {tenant_id!r}: cannot drop it", str(path)):
                 os.rename(path, grave)
                 fsync_dir(path.parent)
@@ -330,10 +390,10 @@ class Store:
         log.info("dropped tenant %r", tenant_id)
 
     def _set_active(self, tenant_id: str, active: bool) -> None:
-        self._check_open()
+        self.check_open()
         check_tenant_id(tenant_id)
-        self._check_writable("change a tenant's active state")
-        shard = self._manager.pin(tenant_id)
+        self.check_writable("change a tenant's active state")
+        shard = self._pin(tenant_id)
         try:
             with translated(f"tenant {tenant_id!r}", shard.path):
                 shard.set_active(active)
@@ -349,27 +409,37 @@ class Store:
         self._set_active(tenant_id, True)
 
     # ------------------------------------------------------------------ store-wide
-    def stats(self) -> dict[str, Any]:
-        """Hot/cold counts, memory use against the budget, loads, evictions, hit rate."""
-        self._check_open()
+    def stats(self) -> StoreStats:
+        """Tenants (hot and cold), loads, evictions, hit rate and hot memory against the
+        budget, as this process sees them."""
+        self.check_open()
         st = self._manager.stats()
         total = len(self.tenants())
-        st["tenants"] = total
-        st["cold"] = max(total - st["hot"], 0)
-        return st
+        return StoreStats(
+            tenants=total, hot=st["hot"], cold=max(total - st["hot"], 0), loads=st["loads"],
+            evictions=st["evictions"], hits=st["hits"], misses=st["misses"], hit_rate=st["hit_rate"],
+            memory_bytes=st["memory_bytes"], memory_budget=st["memory_budget"], max_hot=st["max_hot"],
+        )
 
     def flush(self) -> None:
         """Write every dirty index snapshot and sync LMDB (hot tenants)."""
-        self._check_open()
+        self.check_open()
         self._manager.flush()
 
     # ------------------------------------------------------------------ maintenance
     def tenant_summaries(self, tenant_ids: Sequence[str] | None = None) -> list[TenantSummary]:
         """Count, state (hot/cold/inactive, or corrupt), dim, metric, index kind, bytes on
-        disk and last write of each tenant (default: all), without loading cold ones."""
-        self._check_open()
+        disk and last write of each tenant (default: all), without loading cold ones.
+
+        :raises TenantNotFound: a tenant named in ``tenant_ids`` does not exist.
+        """
+        from ._engine import listing as _listing
+
+        self.check_open()
         ids = self.tenants() if tenant_ids is None else list(tenant_ids)
-        return [_maintenance.tenant_summary(self, tid) for tid in ids]
+        with translated("listing tenants", str(self.path / TENANTS_DIR)):
+            return [_listing.tenant_summary(self._manager, str(self.tenant_path(check_tenant_id(tid))), tid)
+                    for tid in ids]
 
     def verify(self, tenant_id: str, *, fix: bool = False) -> VerifyReport:
         """Check a tenant's files (identity, records, vectors, id map, index snapshot and
@@ -381,10 +451,13 @@ class Store:
         :raises TenantNotFound: the tenant does not exist.
         :raises ReadOnlyStore: ``fix`` on a read-only store.
         """
-        self._check_open()
+        from ._engine import verify as _maintenance
+
+        self.check_open()
         check_tenant_id(tenant_id)
-        with translated(f"tenant {tenant_id!r}: verify", str(self._tenant_path(tenant_id))):
-            return _maintenance.verify_tenant(self, tenant_id, fix=fix)
+        with translated(f"tenant {tenant_id!r}: verify", str(self.tenant_path(tenant_id))):
+            return _maintenance.verify_tenant(self._manager, str(self.tenant_path(tenant_id)), tenant_id, self.options,
+                                              fix=fix)
 
     def compact(self, tenant_id: str, *, dry_run: bool = False) -> CompactReport:
         """Rebuild a tenant's index without tombstones and rewrite its LMDB environment
@@ -393,10 +466,13 @@ class Store:
         :raises TenantNotFound: the tenant does not exist.
         :raises ReadOnlyStore: the store is read-only (unless ``dry_run``).
         """
-        self._check_open()
+        from ._engine import compact as _compact
+
+        self.check_open()
         check_tenant_id(tenant_id)
-        with translated(f"tenant {tenant_id!r}: compact", str(self._tenant_path(tenant_id))):
-            return _compact.compact_tenant(self, tenant_id, dry_run=dry_run)
+        with translated(f"tenant {tenant_id!r}: compact", str(self.tenant_path(tenant_id))):
+            return _compact.compact_tenant(self._manager, str(self.tenant_path(tenant_id)), tenant_id, self.options,
+                                           dry_run=dry_run)
 
     def export_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
                       progress: Callable[[int, int], None] | None = None) -> ExportReport:
@@ -409,14 +485,17 @@ class Store:
 
         :raises TenantNotFound: the tenant does not exist.
         """
-        self._check_open()
+        from ._engine import transfer as _export
+
+        self.check_open()
         where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else repr(path)
         with translated(f"tenant {tenant_id!r}: export", where):
-            return _export.export_tenant(self, tenant_id, path, progress=progress)
+            return _export.export_tenant(self._manager, tenant_id, path, progress=progress)
 
     def import_tenant(self, tenant_id: str, path: str | os.PathLike[str], *,
                       progress: Callable[[int, int], None] | None = None) -> Tenant:
-        """Create tenant ``tenant_id`` from a file written by :meth:`export_tenant`.
+        """Create tenant ``tenant_id`` from a file written by :meth:`export_tenant`; returns
+        its handle (:meth:`import_file` returns what the file held instead).
 
         Records keep their ids and timestamps. The file's checksum is verified first; a
         damaged file creates nothing.
@@ -425,9 +504,26 @@ class Store:
         :raises TenantExists: the tenant exists already.
         :raises ReadOnlyStore: the store is read-only.
         """
-        with translated(f"tenant {tenant_id!r}: import", str(self.path / TENANTS_DIR)):
-            _export.import_tenant(self, tenant_id, path, progress=progress)
+        self.import_file(tenant_id, path, progress=progress)
         return self.tenant(tenant_id)
+
+    def import_file(self, tenant_id: str, path: str | os.PathLike[str], *,
+                    progress: Callable[[int, int], None] | None = None) -> ExportReport:
+        """Create tenant ``tenant_id`` from an export file, as :meth:`import_tenant` does;
+        returns what was read (records, working-memory entries, dim, metric, bytes, SHA-256).
+
+        ``progress(done, total)`` is called as records are read.
+
+        :raises CorruptExport: the file is damaged or not an export.
+        :raises TenantExists: the tenant exists already.
+        :raises ReadOnlyStore: the store is read-only.
+        """
+        from ._engine import transfer as _export
+
+        self.check_open()
+        directory = str(self.tenant_path(check_tenant_id(tenant_id)))
+        with translated(f"tenant {tenant_id!r}: import", str(self.path / TENANTS_DIR)):
+            return _export.import_tenant(directory, tenant_id, path, self.options, progress=progress)
 
     def close(self) -> None:
         """Flush snapshots, close every tenant, release the writer lock. Idempotent."""
@@ -450,182 +546,7 @@ class Store:
         return f"<tenantvec.Store {str(self.path)!r} {state} dim={self.dim} metric={self.metric!r}>"
 
 
-def open(path: str | os.PathLike[str], **options: Any) -> Store:
-    """Open (or create) a store; same arguments as :class:`Store`."""
-    return Store(path, **options)
 
-
-class Tenant:
-    """One tenant's memory. Obtain it from :meth:`Store.tenant` or :meth:`Store.create_tenant`.
-
-    A handle is bound to one incarnation of the tenant: if the tenant is dropped (and
-    perhaps re-created), calls raise :class:`TenantNotFound`.
-    """
-
-    __slots__ = ("_id", "_store", "_uuid")
-
-    def __init__(self, store: Store, tenant_id: str, incarnation: str) -> None:
-        self._store = store
-        self._id = tenant_id
-        self._uuid = incarnation
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    def __repr__(self) -> str:
-        return f"<tenantvec.Tenant {self._id!r}>"
-
-    def _pin(self) -> Shard:
-        store = self._store
-        store._check_open()
-        try:
-            shard = store._manager.pin(self._id)
-        except RAW_STORAGE_ERRORS as exc:  # the path is computed only here: pins are the hot path
-            err = storage_error(exc, f"tenant {self._id!r}", str(store._tenant_path(self._id)))
-            if err is exc:
-                raise
-            raise err from exc
-        except TenantNotFound:
-            raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant") from None
-        if shard.uuid != self._uuid:
-            store._manager.unpin(shard)
-            raise TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant")
-        return shard  # a deactivated tenant is refused by the shard, under its lock
-
-    def _call(self, *, wrote: bool = False) -> _Call:
-        """``with self._call() as shard:`` pins this tenant's shard for one call, unpins
-        it after, and turns raw storage errors into :class:`TenantVecError`\\ s."""
-        return _Call(self, self._pin(), wrote)
-
-    def add(
-        self,
-        vectors: Any,
-        ids: Sequence[str] | None = None,
-        documents: Sequence[str | None] | None = None,
-        metadata: Sequence[dict[str, Any] | None] | dict[str, Any] | None = None,
-    ) -> list[str]:
-        """Add new records; returns their ids (generated uuid4 hex where ``ids`` is None).
-
-        The call returns only after its LMDB transaction committed.
-
-        :raises DuplicateId: an id exists already or appears twice in the call.
-        :raises InvalidVector, DimensionMismatch: malformed vectors.
-        :raises InvalidArgument: malformed ids, documents or metadata.
-        """
-        with self._call(wrote=True) as shard:
-            return shard.put(vectors, ids, documents, metadata, upsert=False)
-
-    def upsert(
-        self,
-        vectors: Any,
-        ids: Sequence[str],
-        documents: Sequence[str | None] | None = None,
-        metadata: Sequence[dict[str, Any] | None] | dict[str, Any] | None = None,
-    ) -> list[str]:
-        """Insert or wholly replace records (vector, metadata, document); ``created_at`` is kept."""
-        with self._call(wrote=True) as shard:
-            out = shard.put(vectors, ids, documents, metadata, upsert=True)
-            _compact.maybe_compact(shard)
-            return out
-
-    @overload
-    def query(self, vector: Any, k: int = 10, where: dict | None = None, *, explain: Literal[False] = False) -> Any: ...
-    @overload
-    def query(self, vector: Any, k: int = 10, where: dict | None = None, *, explain: Literal[True]) -> tuple[Any, QueryPlan]: ...
-
-    def query(self, vector: Any, k: int = 10, where: dict | None = None, *, explain: bool = False) -> Any:
-        """The ``k`` nearest records (matching ``where``), nearest first.
-
-        A 1-D vector gives ``list[Hit]``; a 2-D array gives ``list[list[Hit]]``. Returns
-        ``min(k, matching records)`` hits. With ``explain=True`` returns ``(hits, plan)``.
-
-        :raises InvalidVector, DimensionMismatch: malformed query vector.
-        :raises InvalidFilter: malformed ``where`` (nothing is searched).
-        :raises InvalidArgument: ``k`` is not a positive integer.
-        """
-        with self._call() as shard:
-            rows, single, plan = shard.query(vector, k, where, explain=explain)
-        hits: list[Hit] | list[list[Hit]] = rows[0] if single else rows
-        return (hits, plan) if explain else hits
-
-    def get(
-        self,
-        ids: Sequence[str] | None = None,
-        where: dict | None = None,
-        limit: int | None = None,
-        *,
-        offset: int = 0,
-        include_vectors: bool = False,
-    ) -> list[Record]:
-        """Records by id (in the order asked; unknown ids skipped) and/or by ``where``.
-
-        Without ids, records come in insertion order (an upsert moves a record to the
-        end), so ``offset``/``limit`` page deterministically.
-        """
-        with self._call() as shard:
-            return shard.get(ids, where, limit, offset, include_vectors)
-
-    def delete(self, ids: Sequence[str] | None = None, where: dict | None = None) -> int:
-        """Delete records by id and/or ``where``; returns the number deleted.
-
-        When tombstones then pass the store's ``compact_threshold``, the tenant is
-        compacted before the call returns (queries keep being served meanwhile).
-
-        :raises InvalidArgument: neither ``ids`` nor ``where`` given (``where={}`` deletes all).
-        """
-        with self._call(wrote=True) as shard:
-            n = shard.delete(ids, where)
-            _compact.maybe_compact(shard)
-            return n
-
-    def count(self, where: dict | None = None) -> int:
-        """Number of live records (matching ``where`` when given)."""
-        with self._call() as shard:
-            return shard.count(where)
-
-    def info(self) -> TenantInfo:
-        """Count, dim, metric, state, index kind, tombstones, bytes on disk and memory."""
-        with self._call() as shard:
-            return shard.info("hot" if shard.active else "inactive")
-
-    def flush(self) -> bool:
-        """Write this tenant's index snapshot now if it is behind; returns whether it wrote."""
-        with self._call() as shard:
-            return shard.flush()
-
-    def compact(self) -> CompactReport:
-        """Rebuild the index without tombstones and rewrite the LMDB environment compactly.
-
-        Keeps serving queries and writes while the new index is built from an LMDB
-        snapshot; only the catch-up and the file swap block writers briefly. A tenant at or
-        below ``hnsw_threshold`` records switches back to the exact index. Returns disk
-        and memory before and after.
-
-        :raises ReadOnlyStore: the store is read-only.
-        """
-        self._store._check_writable(f"compact tenant {self._id!r}")
-        with self._call(wrote=True) as shard:
-            report = _compact.compact_shard(shard)
-        assert report is not None  # compact_shard waits for a running compaction
-        return report
-
-
-class _Call:
-    """One call's pin on a tenant's shard (see :meth:`Tenant._call`)."""
-
-    __slots__ = ("_shard", "_tenant", "_wrote")
-
-    def __init__(self, tenant: Tenant, shard: Shard, wrote: bool) -> None:
-        self._tenant, self._shard, self._wrote = tenant, shard, wrote
-
-    def __enter__(self) -> Shard:
-        return self._shard
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        shard = self._shard
-        self._tenant._store._manager.unpin(shard, wrote=self._wrote)
-        if exc is not None:
-            err = storage_error(exc, f"tenant {shard.tenant_id!r}", shard.path)
-            if err is not exc:
-                raise err from exc
+#: ``tenantvec.open(path, ...)``: the same as ``tenantvec.Store(path, ...)`` (as ``lmdb.open``
+#: is ``lmdb.Environment``).
+open = Store

@@ -61,7 +61,24 @@ class QueryPlan:
 
     strategy: str  # "exact", "hnsw", "exact-filtered", "hnsw-post", "empty"
     matching: int | None  # records matching the filter (None: no filter)
-    estimate: int | None  # planner's estimate of the matching set before executing
     live: int
     ef: int | None = None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """This process's view of a store (``Store.stats()``): tenants by hot/cold, the
+    hot-shard LRU's counters and hot memory against the budget."""
+
+    tenants: int  # tenants in the store
+    hot: int  # loaded in this process
+    cold: int  # files only
+    loads: int  # tenants loaded since the store was opened
+    evictions: int  # hot tenants closed to stay within max_hot and memory_budget
+    hits: int  # calls that found their tenant hot
+    misses: int  # calls that had to load it
+    hit_rate: float  # hits / (hits + misses), 0.0 before the first call
+    memory_bytes: int  # hot tenants' memory (indexes, in-memory records, filter columns)
+    memory_budget: int
+    max_hot: int  # effective limit (lowered to fit the open-file limit)

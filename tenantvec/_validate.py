@@ -1,14 +1,14 @@
-"""Encoding of keys, records and batches, and validation of user payloads.
+"""Validation of user payloads: vectors, documents, metadata, ``k``.
 
-Everything that crosses into LMDB is validated and encoded here first, so that a
-rejected call raises before any transaction begins.
+Everything that crosses into storage is validated here first, so that a rejected call
+raises before any transaction begins. (How records are encoded on disk is the engine's
+business: :mod:`tenantvec._engine.layout`.)
 """
 
 from __future__ import annotations
 
 import math
 import reprlib
-import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,43 +28,6 @@ MAX_METADATA_BYTES = 32 * 1024**2
 
 _short = reprlib.Repr()  # a bounded repr, safe for deep and self-referencing values
 _short.maxlevel, _short.maxstring, _short.maxother = 3, 40, 40
-
-_U64 = struct.Struct(">Q")
-#: Raised for stored bytes that do not decode: a ValueError, and a msgpack unpack error
-#: that the storage boundary (``_storage``) turns into CorruptShard.
-_Damaged = msgpack.exceptions.FormatError
-pack_label = _U64.pack
-
-
-def unpack_label(b: bytes) -> int:
-    try:
-        return _U64.unpack(b)[0]
-    except struct.error as exc:  # a damaged key or value (the facade says CorruptShard)
-        raise _Damaged(f"stored label {b[:16]!r} is not 8 bytes") from exc
-
-
-def packb(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
-
-
-def unpackb(b: bytes) -> Any:
-    try:
-        return msgpack.unpackb(b, raw=False, strict_map_key=False)
-    except (ValueError, TypeError) as exc:  # incomplete, bad UTF-8, missing (None): damage (CorruptShard)
-        if isinstance(exc, msgpack.UnpackException):
-            raise
-        raise _Damaged(f"stored value does not decode: {exc}" if b is not None else "a stored value is missing") from exc
-
-
-def labels_to_bytes(labels: np.ndarray) -> bytes:
-    return np.asarray(labels, dtype=">u8").tobytes()
-
-
-def labels_from_bytes(b: bytes) -> np.ndarray:
-    if len(b) % 8:
-        raise _Damaged(f"stored labels of {len(b)} bytes are not 8-byte labels")
-    return np.frombuffer(b, dtype=">u8").astype(np.int64)
-
 
 def check_vectors(
     vectors: object, dim: int, metric: str, tenant: str, *, what: str = "vector", copy: bool = True
@@ -96,10 +59,9 @@ def check_vectors(
         arr = np.asarray(vectors)
     except ValueError as exc:  # ragged nested lists
         raise InvalidVector(f"tenant {tenant!r}: {what}s are ragged or malformed ({exc})") from None
-    if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise InvalidVector(f"tenant {tenant!r}: {what}s must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind == "b":
-        raise InvalidVector(f"tenant {tenant!r}: {what}s must be numeric, got booleans")
+    if arr.dtype.kind not in "iuf":  # object, bool, str, complex, ...
+        got = "booleans" if arr.dtype.kind == "b" else f"dtype {arr.dtype}"
+        raise InvalidVector(f"tenant {tenant!r}: {what}s must be numeric, got {got}")
     single = arr.ndim == 1
     if single:
         arr = arr[None, :]
@@ -220,7 +182,7 @@ def check_metadata(metadata: object, n: int, tenant: str) -> list[dict[str, Any]
                     f"{MAX_METADATA_DEPTH} levels deep (or refers to itself): {_short.repr(m[key])}"
                 )
         try:
-            size = len(packb(m))
+            size = len(msgpack.packb(m, use_bin_type=True))  # as the engine stores it
         except (TypeError, ValueError, OverflowError) as exc:
             raise InvalidArgument(f"tenant {tenant!r}: metadata {i} cannot be stored ({exc}): {m!r:.120}") from None
         if size > MAX_METADATA_BYTES:

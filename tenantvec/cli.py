@@ -3,7 +3,8 @@
 Every command is thin: open the store (read-only unless the command writes), make one
 library call, print. Printing goes through :func:`output` (``--json`` or an aligned
 table); library errors become one clean line and a non-zero exit in
-:meth:`_Group.invoke`; progress goes to stderr.
+:meth:`_Group.invoke`; progress goes to stderr. Option defaults come from the one table
+in :mod:`tenantvec._options`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,25 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import click
-import lmdb
 
 from . import __version__
-from ._engine.capacity import plan_capacity
-from ._engine.transfer import import_tenant
-from ._engine.verify import store_totals
-from ._store import Store
+from ._options import (
+    DEFAULT_HNSW_M,
+    DEFAULT_HNSW_THRESHOLD,
+    DEFAULT_METRIC,
+    DEFAULT_PLAN_FIELDS,
+    DEFAULT_PLAN_HOT_FRACTION,
+    MAX_HNSW_M,
+    METRICS,
+)
+from ._store import CONFIG_FILE, Store
 from .errors import TenantVecError
 
 ROOT_ENV = "TENANTVEC_ROOT"
@@ -36,15 +43,14 @@ _TENANTS_FOR_PROGRESS = 2
 
 # ---------------------------------------------------------------------------- errors
 class _Group(click.Group):
-    """The one place where library errors become ``click.ClickException``."""
+    """The one place where library errors become ``click.ClickException`` (storage
+    failures arrive as :class:`TenantVecError`\\ s: the library translates them)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except TenantVecError as exc:
             raise click.ClickException(str(exc)) from None
-        except lmdb.Error as exc:
-            raise click.ClickException(f"LMDB error: {exc}") from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
@@ -235,8 +241,8 @@ class _Ctx:
         """The store at ``--root``: read-only unless the command writes."""
         if not self.root:
             raise click.UsageError(f"no store given: pass --root DIR or set {ROOT_ENV}")
-        if write and not os.path.isfile(os.path.join(self.root, "tenantvec.json")):
-            raise click.ClickException(f"no tenantvec store at {self.root!r} (missing tenantvec.json)")
+        if write and not os.path.isfile(os.path.join(self.root, CONFIG_FILE)):
+            raise click.ClickException(f"no tenantvec store at {self.root!r} (missing {CONFIG_FILE})")
         return Store(self.root, readonly=not write)
 
 
@@ -345,7 +351,18 @@ def info_cmd(cfg: _Ctx, tenant: str) -> Any:
 def stats_cmd(cfg: _Ctx) -> Any:
     """Store totals: tenants by state and index kind, records, bytes on disk."""
     with cfg.store() as store:
-        return store_totals(store)
+        summaries, st = store.tenant_summaries(), store.stats()
+    states = Counter(s.state for s in summaries)
+    kinds = Counter(s.index_kind for s in summaries if s.index_kind)
+    return {
+        "tenants": len(summaries),
+        "records": sum(s.count or 0 for s in summaries),
+        "bytes": sum(s.bytes_on_disk for s in summaries),
+        "hot": states["hot"], "cold": states["cold"], "inactive": states["inactive"], "corrupt": states["corrupt"],
+        "exact_indexes": kinds["exact"], "hnsw_indexes": kinds["hnsw"],
+        "memory_bytes": st.memory_bytes, "memory_budget": st.memory_budget, "max_hot": st.max_hot,
+        "loads": st.loads, "evictions": st.evictions, "hit_rate": st.hit_rate,
+    }
 
 
 def _record_row(r: Any, vectors: bool) -> dict:
@@ -485,7 +502,7 @@ def import_cmd(cfg: _Ctx, tenant: str, file: str) -> Any:
     if not cfg.root:
         raise click.UsageError(f"no store given: pass --root DIR or set {ROOT_ENV}")
     with Store(cfg.root) as store, _progress(f"importing {tenant}", _RECORDS_FOR_PROGRESS) as bar:
-        r = import_tenant(store, tenant, file, progress=bar)
+        r = store.import_file(tenant, file, progress=bar)
     return dataclasses.asdict(r)
 
 
@@ -552,21 +569,24 @@ def _plan_rows(p: Any) -> list[dict]:
 @click.option("--tenants", type=click.IntRange(min=0), required=True, help="Number of tenants.")
 @click.option("--records-per-tenant", type=click.IntRange(min=0), required=True, help="Records in each tenant.")
 @click.option("--dim", type=click.IntRange(1, 65536), required=True, help="Vector dimension.")
-@click.option("--hot-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+@click.option("--hot-fraction", type=click.FloatRange(0, 1), default=DEFAULT_PLAN_HOT_FRACTION, show_default=True,
               help="Fraction of tenants hot (loaded) at once.")
-@click.option("--metric", type=click.Choice(["cosine", "l2", "ip"]), default="cosine", show_default=True,
+@click.option("--metric", type=click.Choice(METRICS), default=DEFAULT_METRIC, show_default=True,
               help="Distance metric (l2 adds 4 bytes per record to the exact index).")
-@click.option("--m", "m", type=click.IntRange(2, 256), default=16, show_default=True, help="HNSW M.")
-@click.option("--hnsw-threshold", type=click.IntRange(min=0), default=2048, show_default=True,
+@click.option("--m", "m", type=click.IntRange(2, MAX_HNSW_M), default=DEFAULT_HNSW_M, show_default=True, help="HNSW M.")
+@click.option("--hnsw-threshold", type=click.IntRange(min=0), default=DEFAULT_HNSW_THRESHOLD, show_default=True,
               help="Records above which a tenant uses HNSW.")
 @click.option("--record-bytes", type=click.IntRange(min=1), default=None,
               help="msgpack bytes of id + metadata + document per record (default: the measured 165).")
-@click.option("--fields", type=click.IntRange(min=0), default=4, show_default=True, help="Metadata keys per record.")
+@click.option("--fields", type=click.IntRange(min=0), default=DEFAULT_PLAN_FIELDS, show_default=True,
+              help="Metadata keys per record.")
 @output([Col("quantity", "QUANTITY"), Col("value", "VALUE", right=True), Col("basis", "BASIS")])
 def plan_cmd(tenants: int, records_per_tenant: int, dim: int, hot_fraction: float, metric: str, m: int,
              hnsw_threshold: int, record_bytes: int | None, fields: int) -> Any:
     """Estimate memory for hot tenants and disk for all, from tenantvec's measured
     per-record costs (the constants are printed; see tools/measure_costs.py)."""
+    from ._engine.capacity import plan_capacity  # the engine: only this command needs it here
+
     kw = {} if record_bytes is None else {"record_bytes": record_bytes}
     p = plan_capacity(tenants, records_per_tenant, dim, hot_fraction, metric=metric, m=m,
                       hnsw_threshold=hnsw_threshold, fields=fields, **kw)

@@ -25,11 +25,21 @@ __all__ = [
     "StorageFull",
     "TenantInactive",
     "StoreClosed",
+    "StoreNotFound",
 ]
 
 
 class TenantVecError(Exception):
-    """Root of every error tenantvec raises."""
+    """Root of every error tenantvec raises.
+
+    ``tenant`` names the tenant the failed call was about and ``path`` the file or
+    directory involved, where the raiser knew them (else ``None``).
+    """
+
+    def __init__(self, *args: object, tenant: str | None = None, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.tenant = tenant
+        self.path = path
 
 
 class _KeyErrorStr(KeyError):
@@ -86,10 +96,6 @@ class StorageError(TenantVecError, OSError):
     """The filesystem or LMDB failed under a call (I/O error, no reader slot, ...); the
     original error is chained as ``__cause__``. The call changed nothing it did not report."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
-
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
@@ -101,8 +107,9 @@ class StorageFull(StorageError):
     failed. Nothing was acknowledged: free space (or compact tenants) and retry.
     """
 
-    def __init__(self, message: str, *, path: str | None = None, free: int | None = None) -> None:
-        super().__init__(message, path=path)
+    def __init__(self, *args: object, tenant: str | None = None, path: str | None = None,
+                 free: int | None = None) -> None:
+        super().__init__(*args, tenant=tenant, path=path)
         self.free = free
 
 
@@ -116,3 +123,7 @@ class TenantInactive(TenantVecError, PermissionError):
 
 class StoreClosed(TenantVecError, RuntimeError):
     """The store (or a handle obtained from it) was used after ``close()``."""
+
+
+class StoreNotFound(TenantVecError, FileNotFoundError):
+    """A read-only open found no store at ``path`` (no ``tenantvec.json``)."""

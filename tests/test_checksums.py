@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import tenantvec
 from tenantvec._engine.checksum import CRC_BYTES, intact
+from tenantvec._engine.layout import pack_label, packb, unpackb
 from tenantvec._ids import tenant_dir_name
-from tenantvec._validate import pack_label, packb, unpackb
 
 DIM = 8
 N = 20

@@ -30,7 +30,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.store = store
         self.stop = threading.Event()
-        self.samples: list[dict] = []
+        self.samples: list[tenantvec.StoreStats] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -151,10 +151,10 @@ def test_threads_on_many_tenants_under_eviction_churn(tmp_path):
         # A shard in use is never evicted, so up to one shard per thread can be hot on top
         # of the LRU's own limit while calls run; never more.
         assert sampler.samples
-        assert max(s["hot"] for s in sampler.samples) <= max(max_hot, n_threads)
+        assert max(s.hot for s in sampler.samples) <= max(max_hot, n_threads)
         stats = store.stats()
-        assert stats["hot"] <= max(max_hot, n_threads)
-        assert stats["evictions"] > 100, "the scenario must churn the LRU"
+        assert stats.hot <= max(max_hot, n_threads)
+        assert stats.evictions > 100, "the scenario must churn the LRU"
         for tid in tids:
             want = {rid: v for w in range(n_threads) for rid, v in own[w][tid].items()}
             _check_final_contents(store, tid, want)
@@ -173,17 +173,17 @@ def test_limits_restored_once_pins_are_released(tmp_path):
         # Two calls running at once on two tenants: both must stay hot meanwhile.
         a = store._manager.pin("a")
         b = store._manager.pin("b")
-        assert store.stats()["hot"] == 2
+        assert store.stats().hot == 2
         store._manager.unpin(a)  # e.g. Tenant.query / get / count returning
         store._manager.unpin(b)
-        assert store.stats()["hot"] <= 1, "no call runs any more, yet the store stays above max_hot"
+        assert store.stats().hot <= 1, "no call runs any more, yet the store stays above max_hot"
     finally:
         store.close()
 
 
 ACCEPTANCE = textwrap.dedent(
     """
-    import json, os, random, resource, sys, threading, time
+    import dataclasses, json, os, random, resource, sys, threading, time
     resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
     import numpy as np
     import tenantvec
@@ -207,7 +207,7 @@ ACCEPTANCE = textwrap.dedent(
     def sample():
         while not stop.is_set():
             st = store.stats()
-            samples.append((st["hot"], st["memory_bytes"], len(os.listdir("/proc/self/fd"))))
+            samples.append((st.hot, st.memory_bytes, len(os.listdir("/proc/self/fd"))))
             time.sleep(0.001)
 
     added = [dict.fromkeys(tids, 0) for _ in range(N_THREADS)]
@@ -255,7 +255,7 @@ ACCEPTANCE = textwrap.dedent(
         max_hot=max(s[0] for s in samples),
         max_memory=max(s[1] for s in samples),
         max_fds=max(s[2] for s in samples),
-        final=st,
+        final=dataclasses.asdict(st),
     )
     print(json.dumps(out))
     sys.exit(1 if out["errors"] or out["foreign"] or out["count_mismatches"] else 0)

@@ -138,7 +138,7 @@ def assert_index_holds_lmdb(store: tenantvec.Store, tid: str, context: str) -> N
     """The index this open serves holds exactly LMDB's live labels, each with its vector."""
     shard = store._manager.hot()[tid]
     with shard._env.begin() as txn:
-        labels, mat = shard._read_all_vectors(txn)
+        labels, mat = shard.read_all_vectors(txn)
     held = shard.index.labels()
     assert np.array_equal(np.sort(held), labels), (
         f"{context}: index of {tid} holds labels {sorted(set(held.tolist()) ^ set(labels.tolist()))} "

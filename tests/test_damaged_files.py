@@ -51,8 +51,8 @@ import resource
 resource.setrlimit(resource.RLIMIT_DATA, (2 << 30, 2 << 30))
 jobs = json.loads(sys.stdin.read())
 if jobs and jobs[0].get("no_validator"):
-    import tenantvec._engine.verify, tenantvec._engine.shard
-    tenantvec._engine.shard.check_data_file = tenantvec._engine.verify.check_data_file = lambda *a, **k: None
+    import tenantvec._engine.verify, tenantvec._engine.shardfiles
+    tenantvec._engine.shardfiles.check_data_file = tenantvec._engine.verify.check_data_file = lambda *a, **k: None
 q = np.linspace(-1.0, 1.0, jobs[0]["dim"] if jobs else 8).astype(np.float32)
 for job in jobs:
     print(json.dumps({"start": job["name"]}), flush=True)

@@ -17,7 +17,7 @@ from tenantvec._engine import hotrecs as _hotrecs
 from tenantvec._engine.capacity import hot_records_bytes
 from tenantvec._engine.checksum import seal
 from tenantvec._engine.hotrecs import decode, stored_bytes
-from tenantvec._validate import packb, unpack_label
+from tenantvec._engine.layout import packb, unpack_label
 
 DIM = 4
 
@@ -153,7 +153,7 @@ def test_chunk_growth_is_counted_even_when_another_call_unpins_meanwhile(tmp_pat
         try:
             assert shard._hot.complete
             assert shard.accounted == shard.memory_bytes
-            assert store.stats()["memory_bytes"] == shard.memory_bytes
+            assert store.stats().memory_bytes == shard.memory_bytes
         finally:
             store._manager.unpin(shard)
 
@@ -200,14 +200,14 @@ def test_queries_decode_the_records_they_return_and_count_them(tmp_path):
             for h in hits:
                 assert (h.metadata, h.document) == (by_id[h.id].metadata, by_id[h.id].document)
             check_complete(shard)
-            assert store.stats()["memory_bytes"] == shard.memory_bytes == shard.accounted  # re-counted
+            assert store.stats().memory_bytes == shard.memory_bytes == shard.accounted  # re-counted
             before = shard.memory_bytes
             t.query(vecs[3], k=5)  # the same hits: nothing more to decode
             assert shard.memory_bytes == before
             t.query(vecs, k=40)
             assert all(type(item) is not bytes for item in hot._recs.values())
             check_complete(shard)
-            assert store.stats()["memory_bytes"] == shard.memory_bytes > before
+            assert store.stats().memory_bytes == shard.memory_bytes > before
         finally:
             store._manager.unpin(shard)
 
@@ -296,7 +296,7 @@ def test_concurrent_queries_decode_each_record_once_and_count_it_once(tmp_path, 
         shard = store._manager.pin("t")
         try:
             check_complete(shard)
-            assert store.stats()["memory_bytes"] == shard.memory_bytes
+            assert store.stats().memory_bytes == shard.memory_bytes
         finally:
             store._manager.unpin(shard)
 
@@ -319,7 +319,7 @@ def test_read_modify_write_of_non_ascii_hits_keeps_the_count_exact(tmp_path):
             with shard._env.begin(db=shard._recs) as txn:
                 fresh = sum(stored_bytes(decode(bytes(v))) for _, v in txn.cursor())
             assert hot.nbytes == fresh > 0
-            assert store.stats()["memory_bytes"] == shard.memory_bytes
+            assert store.stats().memory_bytes == shard.memory_bytes
         finally:
             store._manager.unpin(shard)
 
@@ -340,7 +340,7 @@ def test_a_chunk_read_is_counted_even_when_building_the_hits_fails(tmp_path, mon
         shard = store._manager.pin("t")
         try:
             assert len(shard._hot) == 20
-            assert store.stats()["memory_bytes"] == shard.memory_bytes
+            assert store.stats().memory_bytes == shard.memory_bytes
         finally:
             store._manager.unpin(shard)
         assert [h.id for h in t.query(vecs[0], k=1)] == ["r0"]

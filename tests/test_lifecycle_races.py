@@ -397,7 +397,7 @@ def _in_thread(fn, timeout: float = 10.0) -> object:
 
 
 def test_follower_whose_reopen_fails_leaks_no_pin_and_recovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tenantvec._engine import shard as _shard
+    from tenantvec._engine import shardfiles as _shard
 
     w = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
     w.create_tenant("a").add(ones(), ids=["x"])
@@ -449,7 +449,7 @@ def test_deactivate_waits_for_a_write_already_past_its_checks(tmp_path: Path, mo
 
 
 def test_writer_shard_whose_swap_cannot_reopen_is_loaded_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tenantvec._engine import shard as _shard
+    from tenantvec._engine import shardfiles as _shard
 
     s = tenantvec.Store(tmp_path, dim=DIM, flush_interval=0)
     t = s.create_tenant("a")

@@ -17,8 +17,8 @@ from tenantvec._engine import compact as _compact
 from tenantvec._engine.capacity import hot_records_bytes, lmdb_bytes_per_record, plan_capacity
 from tenantvec._engine.checksum import seal
 from tenantvec._engine.index import HnswIndex
+from tenantvec._engine.layout import pack_label, packb
 from tenantvec._engine.transfer import MAGIC
-from tenantvec._validate import pack_label, packb
 
 FAST_HNSW = tenantvec.HnswParams(m=8, ef_construction=64, ef=64)
 
@@ -384,11 +384,9 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         t.upsert(v[:3] + 1, ids=["r0", "r1", "r2"], documents=[None, "changed", "ünïcode ✓"],
                  metadata=[{"nested": {"a": [1, 2.5, None, True]}}, None, {"kind": "x"}])
         t.delete(ids=["r10", "r11"])
-        shard = store._manager.pin("src")
-        try:
-            shard._write(lambda txn: txn.put(b"session-1/item", packb({"scratch": 1}), db=shard.wm_db))
-        finally:
-            store._manager.unpin(shard)
+        with t.transaction() as tx:
+            tx.side("wm").put(b"session-1/item", packb({"scratch": 1}))
+            tx.side("audit").put(b"\x00" * 8, b"entry 0")
         rep = store.export_tenant("src", tmp_path / "src.tvx")
         assert rep.records == 698
         assert rep.working_memory == 1
@@ -411,12 +409,9 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
             assert x[0] == y[0]
             assert len(set(x) & set(y)) >= 9
         assert t2.count(where={"kind": "x"}) == t.count(where={"kind": "x"})
-        shard = store._manager.pin("copy")
-        try:
-            with shard._env.begin() as txn:
-                assert dict(txn.cursor(db=shard.wm_db)) == {b"session-1/item": packb({"scratch": 1})}
-        finally:
-            store._manager.unpin(shard)
+        with t2.transaction() as tx:
+            assert tx.side("wm").items() == [(b"session-1/item", packb({"scratch": 1}))]
+            assert tx.side("audit").items() == [(b"\x00" * 8, b"entry 0")]
         assert store.verify("copy").ok
         with pytest.raises(tenantvec.TenantExists):
             store.import_tenant("copy", tmp_path / "src.tvx")

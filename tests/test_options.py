@@ -157,8 +157,8 @@ def test_good_options_are_accepted(tmp_path):
         hnsw_threshold=0, hnsw=HnswParams(m=8, ef_construction=32, ef=16), compact_threshold=1.0,
     )
     with store:
-        assert store.stats()["memory_budget"] == 64 * 1024**2
-        assert store.stats()["max_hot"] == 1
+        assert store.stats().memory_budget == 64 * 1024**2
+        assert store.stats().max_hot == 1
 
 
 def test_defaults_are_persisted(tmp_path):

@@ -290,7 +290,7 @@ def test_shard_with_foreign_tenant_id_is_refused(tmp_path):
                 store.tenant("b")
             assert "'b'" in str(exc.value)
             assert "'a'" in str(exc.value)
-        assert store.stats()["hot"] == 0, "a refused shard must not stay loaded"
+        assert store.stats().hot == 0, "a refused shard must not stay loaded"
         # The rest of the store keeps working.
         c = store.create_tenant("c")
         c.add(vectors(2, 4), ids=["c0", "c1"])

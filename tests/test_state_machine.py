@@ -357,7 +357,7 @@ class StoreMachine(RuleBasedStateMachine):
         hot = self.store._manager.hot()
         for shard in hot.values():
             assert shard._hot.nbytes == sum(map(stored_bytes, shard._hot._recs.values()))
-        assert self.store.stats()["memory_bytes"] == sum(s.memory_bytes for s in hot.values())
+        assert self.store.stats().memory_bytes == sum(s.memory_bytes for s in hot.values())
 
     @invariant()
     def top_k_matches_brute_force(self) -> None:

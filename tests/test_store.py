@@ -13,7 +13,7 @@ from oracles import distances, nearest
 
 import tenantvec
 from tenantvec import errors
-from tenantvec._validate import unpack_label
+from tenantvec._engine.layout import unpack_label
 
 DIM = 4
 
@@ -59,6 +59,11 @@ EXPECTED_ALL = [
     "Record",
     "TenantInfo",
     "QueryPlan",
+    "StoreStats",
+    "TenantSummary",
+    "VerifyReport",
+    "CompactReport",
+    "ExportReport",
     "HnswParams",
     "TenantVecError",
     "InvalidTenantId",
@@ -70,6 +75,7 @@ EXPECTED_ALL = [
     "InvalidArgument",
     "DuplicateId",
     "StoreLocked",
+    "StoreNotFound",
     "ReadOnlyStore",
     "CorruptShard",
     "CorruptExport",
@@ -593,12 +599,12 @@ def test_stats_keys(store, acme):
     acme.count()
     st = store.stats()
     for key in ("hot", "cold", "loads", "evictions", "hits", "misses", "memory_bytes", "memory_budget"):
-        assert key in st, key
-        assert isinstance(st[key], int), key
-        assert st[key] >= 0, key
-    assert st["hot"] + st["cold"] == 1
-    assert st["memory_budget"] == 1024**3
-    assert st["loads"] >= 1
+        assert hasattr(st, key), key
+        assert isinstance(getattr(st, key), int), key
+        assert getattr(st, key) >= 0, key
+    assert st.hot + st.cold == 1
+    assert st.memory_budget == 1024**3
+    assert st.loads >= 1
 
 
 def test_stats_cold_tenants(root):
@@ -607,10 +613,10 @@ def test_stats_cold_tenants(root):
             store.create_tenant(n)
     with tenantvec.Store(root) as store:
         st = store.stats()
-        assert (st["hot"], st["cold"]) == (0, 3)
+        assert (st.hot, st.cold) == (0, 3)
         store.tenant("b").count()
         st = store.stats()
-        assert (st["hot"], st["cold"]) == (1, 2)
+        assert (st.hot, st.cold) == (1, 2)
 
 
 # ------------------------------------------------------------------ activation

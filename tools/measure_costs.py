@@ -26,7 +26,7 @@ import tenantvec
 from tenantvec._engine.capacity import hnsw_file_bytes, lmdb_bytes_per_record
 from tenantvec._engine.index import ExactIndex
 from tenantvec._engine.index.hnsw import hnsw_memory_estimate
-from tenantvec._validate import packb
+from tenantvec._engine.layout import packb
 
 N = 20_000
 DIMS = (16, 64, 384, 768)
@@ -39,7 +39,7 @@ def _fill(root: str, dim: int, n: int, hnsw_threshold: int) -> dict[str, int]:
     rng = np.random.default_rng(0)
     with tenantvec.Store(root, dim=dim, durability="process", hnsw_threshold=hnsw_threshold) as store:
         t = store.create_tenant("t")
-        base = os.path.join(store._tenant_path("t"))
+        base = os.path.join(store.tenant_path("t"))
         empty_bytes = sum(os.path.getsize(os.path.join(base, f)) for f in ("data.mdb", "lock.mdb"))
         for start in range(0, n, 2000):
             m = min(2000, n - start)

@@ -1,7 +1,19 @@
 """The storage engine: the only code that imports ``lmdb`` or ``hnswlib``.
 
-One tenant's shard (:mod:`.shard`), the hot/cold LRU over shards (:mod:`.manager`), the
-index backends (:mod:`.index`), query planning and filter columns, and the maintenance
-operations (compaction, verify, export/import, listing) that work on a shard's files.
+Imports point down:
+
+* maintenance operations, each a client of the manager and the shard taking (the manager,
+  the tenant's directory, the store's options): :mod:`.compact`, :mod:`.verify`,
+  :mod:`.transfer` (export/import), :mod:`.listing`;
+* :mod:`.manager`: the hot/cold LRU over shards;
+* :mod:`.shard`: one tenant's shard; what it is made of: :mod:`.txn` (write
+  transactions), :mod:`.snapshot` (index snapshots, op-log replay), :mod:`.shardfiles`
+  (creating and opening the files), :mod:`.planner` (query plans), :mod:`.records`
+  (reading rows and vectors), :mod:`.payload` (filter columns), :mod:`.hotrecs`
+  (records in memory), :mod:`.index` (exact and HNSW backends);
+* helpers: :mod:`.storage` (storage errors, new environments), :mod:`.checksum`,
+  :mod:`.lmdbfile` (the data file checker), :mod:`.capacity`, :mod:`.rwlock`;
+* :mod:`.layout`: what is stored where, the format, the row codec, the metadata check.
+
 Nothing here knows the public facade (``Store``/``Tenant``); the facade calls down.
 """

@@ -15,8 +15,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validate import packb, unpackb
-from .index.hnsw import _FIXED_BYTES, hnsw_memory_estimate
+from .._options import (
+    DEFAULT_HNSW_M,
+    DEFAULT_HNSW_THRESHOLD,
+    DEFAULT_METRIC,
+    DEFAULT_PLAN_FIELDS,
+    DEFAULT_PLAN_HOT_FRACTION,
+    check_dim,
+    check_metric,
+)
+from ..errors import InvalidArgument
+from .index.hnsw import HNSW_FIXED_BYTES, hnsw_memory_estimate
+from .layout import packb, unpackb
 
 # --- LMDB (measured; see tools/measure_costs.py) ------------------------------------------
 #: LMDB page size on the measured system.
@@ -73,7 +83,7 @@ PLAN_DECODED_FIELD_BYTES = 88
 FDS_PER_HOT_TENANT = 3
 
 
-def _leaf_bytes(key: int, value: int, *, appended: bool) -> float:
+def leaf_bytes(key: int, value: int, *, appended: bool) -> float:
     """Bytes of LMDB leaf space one key/value pair costs, amortised (with overflow pages)."""
     node = key + value + LMDB_NODE_OVERHEAD
     if node > LMDB_MAX_INLINE_NODE:  # value in its own overflow pages, a small node in the leaf
@@ -91,9 +101,9 @@ def lmdb_bytes_per_record(dim: int, *, record_bytes: int = DEFAULT_RECORD_BYTES,
     """data.mdb bytes one record costs: its vector, its record and its id map entry
     (``ids_in_order``: ids arrive sorted, e.g. ``mem-00000001``; uuid4 ids do not)."""
     return (  # each value ends in its CRC32 (4 bytes, see tenantvec._engine.checksum)
-        _leaf_bytes(8, 4 * dim + 4, appended=True)
-        + _leaf_bytes(8, record_bytes + 4, appended=True)
-        + _leaf_bytes(id_bytes, 8 + 4, appended=ids_in_order)
+        leaf_bytes(8, 4 * dim + 4, appended=True)
+        + leaf_bytes(8, record_bytes + 4, appended=True)
+        + leaf_bytes(id_bytes, 8 + 4, appended=ids_in_order)
         + LMDB_CHURN_BYTES_PER_RECORD
     )
 
@@ -151,14 +161,14 @@ def plan_capacity(
     tenants: int,
     records_per_tenant: int,
     dim: int,
-    hot_fraction: float = 0.1,
+    hot_fraction: float = DEFAULT_PLAN_HOT_FRACTION,
     *,
-    metric: str = "cosine",
-    m: int = 16,
-    hnsw_threshold: int = 2048,
+    metric: str = DEFAULT_METRIC,
+    m: int = DEFAULT_HNSW_M,
+    hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
     record_bytes: int = DEFAULT_RECORD_BYTES,
     id_bytes: int = DEFAULT_ID_BYTES,
-    fields: int = 4,
+    fields: int = DEFAULT_PLAN_FIELDS,
 ) -> CapacityPlan:
     """Estimate disk and memory for ``tenants`` tenants of ``records_per_tenant`` records.
 
@@ -166,9 +176,6 @@ def plan_capacity(
     counts the hot tenants' indexes, in-memory records and filter columns, which is what
     ``memory_budget`` bounds. LMDB pages live in the OS page cache, outside the budget.
     """
-    from .._options import check_dim, check_metric
-    from ..errors import InvalidArgument
-
     check_dim(dim)
     check_metric(metric)
     for name, v in (("tenants", tenants), ("records_per_tenant", records_per_tenant)):
@@ -195,8 +202,8 @@ def plan_capacity(
         "EMPTY_TENANT_DISK_BYTES": EMPTY_TENANT_DISK_BYTES,
         "record_bytes": record_bytes,
         "id_bytes": id_bytes,
-        "HNSW_FIXED_BYTES": _FIXED_BYTES,
-        "hnsw_bytes_per_element": round(hnsw_memory_estimate(dim, m, 1_000_000) / 1_000_000 - _FIXED_BYTES / 1e6, 1),
+        "HNSW_FIXED_BYTES": HNSW_FIXED_BYTES,
+        "hnsw_bytes_per_element": round(hnsw_memory_estimate(dim, m, 1_000_000) / 1_000_000 - HNSW_FIXED_BYTES / 1e6, 1),
         "exact_bytes_per_record": 4 * dim + 8 + (4 if metric == "l2" else 0) + EXACT_DICT_BYTES,
         "FILTER_BYTES_PER_FIELD": FILTER_BYTES_PER_FIELD,
         "HOT_SLOT_BYTES": HOT_SLOT_BYTES,

@@ -22,8 +22,8 @@ from zlib import crc32
 import lmdb
 import numpy as np
 
-from .._validate import unpackb
 from ..errors import CorruptShard
+from .layout import unpackb
 
 CRC_BYTES = 4
 #: ``zlib.crc32(value + crc32(value) as 4 little-endian bytes)`` for every value.
@@ -112,6 +112,16 @@ def open_label(raw: bytes | None, tenant: str, rid: str) -> bytes | None:
     if len(raw) != 8 + CRC_BYTES or crc32(raw) != RESIDUE:
         raise damaged(tenant, None, rid, ID_MAP)
     return raw[:8]
+
+
+def open_side(raw: bytes, tenant: str, table: str, key: bytes) -> bytes:
+    """A side table value (working memory, audit) without its CRC32, checked.
+
+    :raises CorruptShard: the value fails its CRC32.
+    """
+    if len(raw) < CRC_BYTES or crc32(raw) != RESIDUE:
+        raise CorruptShard(f"tenant {tenant!r}: {table} entry {key!r} is damaged (checksum mismatch)")
+    return raw[:-CRC_BYTES]
 
 
 def stored_id(raw: bytes | None) -> str | None:

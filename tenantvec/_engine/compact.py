@@ -1,26 +1,27 @@
 """Online compaction of one shard: a new index without tombstones, a densely rewritten
 LMDB environment, swapped in by rename while the tenant keeps serving.
 
-Phase 1 runs without the shard lock (queries and writes go on): from one LMDB read
-snapshot at sequence S it reads every vector and builds the new index (exact when the
-tenant is at or below ``hnsw_threshold``), and rewrites every database into a new
-environment in a temporary directory, in key order with appends, so pages come out full
-(``env.copy(compact=True)`` only drops free pages and keeps the sparse leaves a mass
-delete leaves behind; the rewrite is up to 4x smaller then). The op log is not copied:
-the new snapshot covers every operation.
+Phase 1 holds one read transaction without the shard lock (``Shard.long_read``: queries
+and writes go on): from that LMDB snapshot at sequence S it reads every vector and
+builds the new index (exact when the tenant is at or below ``hnsw_threshold``), and
+rewrites every database into a new environment in a temporary directory, in key order
+with appends, so pages come out full (``env.copy(compact=True)`` only drops free pages
+and keeps the sparse leaves a mass delete leaves behind; the rewrite is up to 4x smaller
+then). The op log is not copied: the new snapshot covers every operation.
 
-Phase 2 takes the shard's write lock: it finds the writes made since S by diffing
-labels (labels are never re-used and an upsert always gives a record a new label, see
-:mod:`tenantvec._engine.shard`), applies them to the new index and the new environment,
-re-copies the small databases (meta, working memory, payload), records the new index's
-checkpoint, then renames ``data.mdb`` and ``index.hnsw`` into place, removes the old
-``lock.mdb`` (processes still reading the old file keep theirs; readers reopen when they
-see the file replaced) and reopens. A crash at any point leaves either the old or the
-new files, each consistent: a snapshot that does not match is rebuilt on open.
+Phase 2 holds the shard's lock alone (``Shard.locked``): it finds the writes made since
+S by diffing labels (labels are never re-used and an upsert always gives a record a new
+label, see :mod:`tenantvec._engine.layout`), applies them to the new index and the new
+environment, re-copies the small databases (meta, working memory), records the new
+index's checkpoint, and hands the files to ``Shard.install``, which renames ``data.mdb``
+and ``index.hnsw`` into place, removes the old ``lock.mdb`` (processes still reading the
+old file keep theirs; readers reopen when they see the file replaced) and reopens. A
+crash at any point leaves either the old or the new files, each consistent: a snapshot
+that does not match is rebuilt on open.
 
-Compaction relies on every write to a shard's databases holding the shard's write lock
-(as ``put``, ``delete`` and ``set_active`` do): a write that bypassed it during the swap
-would land in the old file.
+Compaction relies on every write to a shard's databases holding the shard's lock alone
+(as ``put``, ``delete``, transactions and ``set_active`` do): a write that bypassed it
+during the swap would land in the old file.
 """
 
 from __future__ import annotations
@@ -33,23 +34,36 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lmdb
 import numpy as np
 
 from .._fs import MIN_FREE_FOR_ENV, require_free
 from .._options import StoreOptions
-from .._validate import pack_label, packb, unpackb
-from .capacity import _leaf_bytes, index_memory_bytes
+from ..errors import ReadOnlyStore
+from .capacity import index_memory_bytes, leaf_bytes
 from .checksum import open_record, seal
 from .index import ExactIndex, HnswIndex
-from .shard import _DB_NAMES, COMPACT_PREFIX, INDEX_FILE, Shard, _fsync_dir, save_snapshot, write_txn
-from .storage import reserve_lock_file
-from .verify import _files_bytes, _open_files, _tenant_path
-
-if TYPE_CHECKING:
-    from .._store import Store
+from .layout import (
+    COMPACT_PREFIX,
+    DATA_FILE,
+    DB_NAMES,
+    INDEX_FILE,
+    LOCK_FILE,
+    SIDE_DBS,
+    Databases,
+    open_databases,
+    pack_label,
+    packb,
+    unpackb,
+)
+from .manager import ShardManager
+from .shard import Shard
+from .shardfiles import disk_bytes, file_size, open_checked_env, open_raw, require_shard
+from .snapshot import record_checkpoint, save_snapshot
+from .storage import new_env
+from .txn import write_txn
 
 log = logging.getLogger("tenantvec")
 
@@ -57,7 +71,9 @@ log = logging.getLogger("tenantvec")
 #: fraction passing ``compact_threshold``): below it a rebuild costs more than it frees.
 AUTO_COMPACT_MIN_DELETED = 2048
 _BATCH = 20_000
-_SMALL_DBS = ("meta", "wm")  # re-copied whole under the write lock
+#: Databases re-copied whole under the write lock (phase 2): the metadata and the side
+#: tables, which have no op log to catch up from.
+_SMALL_DBS = ("meta", *SIDE_DBS)
 _SAMPLE = 256
 
 
@@ -86,27 +102,19 @@ def _target_kind(opts: StoreOptions, live: int) -> str:
     return "hnsw" if live > opts.hnsw_threshold else "exact"
 
 
-def _shard_dbs(shard: Shard) -> dict[str, Any]:
-    return {"meta": shard._meta, "ids": shard._ids, "recs": shard._recs, "vecs": shard._vecs,
-            "oplog": shard._oplog, "wm": shard.wm_db}
-
-
 # ---------------------------------------------------------------------------- estimate
-def _estimate(store: Store, tenant_id: str, path: str) -> CompactReport:
+def _estimate(manager: ShardManager, path: str, tenant_id: str, opts: StoreOptions) -> CompactReport:
     """Dry run: what compaction would change, read from the files (nothing changes)."""
-    with store._manager.hold(tenant_id) as shard:
+    with manager.hold(tenant_id) as shard:
         if shard is not None:
-            shard._begin_read(inactive_ok=True)
-            try:
-                return _estimate_from(store, tenant_id, path, shard._env, _shard_dbs(shard),
-                                      shard.index.deleted, shard.memory_bytes)
-            finally:
-                shard._lock.release_read()
-        with _open_files(path, tenant_id, write=False) as f:
-            return _estimate_from(store, tenant_id, path, f.env, f.dbs, None, None)
+            with shard.reading(inactive_ok=True) as txn:
+                return _estimate_from(opts, tenant_id, path, txn, shard.databases, shard.index.deleted,
+                                      shard.memory_bytes)
+        with open_raw(path, tenant_id, write=False) as f, f.env.begin() as txn:
+            return _estimate_from(opts, tenant_id, path, txn, f.dbs, None, None)
 
 
-def _dense_bytes(txn: lmdb.Transaction[bytes], db: Any) -> float:
+def _dense_bytes(txn: lmdb.Transaction[bytes], db: lmdb._Database) -> float:
     """Bytes a database takes once rewritten with appends, from a sample of its items."""
     n = txn.stat(db)["entries"]
     if not n:
@@ -114,36 +122,39 @@ def _dense_bytes(txn: lmdb.Transaction[bytes], db: Any) -> float:
     sample = list(itertools.islice(txn.cursor(db=db).iternext(), _SAMPLE))
     key = sum(len(k) for k, _ in sample) / len(sample)
     val = sum(len(v) for _, v in sample) / len(sample)
-    return n * _leaf_bytes(round(key), round(val), appended=True) * 1.01  # + branch pages
+    return n * leaf_bytes(round(key), round(val), appended=True) * 1.01  # + branch pages
 
 
-def _estimate_from(store: Store, tenant_id: str, path: str, env: lmdb.Environment, dbs: dict,
+def _logged_deletes(txn: lmdb.Transaction[bytes], dbs: Databases) -> int:
+    """A cold HNSW shard's tombstones: its snapshot's plus the deletes logged since."""
+    raw = txn.get(b"ckpt", db=dbs.meta)
+    deleted = len(unpackb(raw)["deleted"]) // 8 if raw is not None else 0
+    for _, v in txn.cursor(db=dbs.oplog):
+        op, labels = unpackb(v)
+        deleted += len(labels) // 8 if op == "d" else 0
+    return deleted
+
+
+def _estimate_from(opts: StoreOptions, tenant_id: str, path: str, txn: lmdb.Transaction[bytes], dbs: Databases,
                    deleted: int | None, memory: int | None) -> CompactReport:
-    with env.begin() as txn:
-        meta = dbs["meta"]
-        kind = unpackb(txn.get(b"kind", db=meta))
-        dim = unpackb(txn.get(b"dim", db=meta))
-        m = unpackb(txn.get(b"hnsw", db=meta))["m"]
-        live = txn.stat(dbs["ids"])["entries"]
-        if deleted is None:  # cold: the snapshot's tombstones plus deletes logged since
-            deleted = 0
-            if kind == "hnsw":
-                raw = txn.get(b"ckpt", db=meta)
-                deleted = len(unpackb(raw)["deleted"]) // 8 if raw is not None else 0
-                for _, v in txn.cursor(db=dbs["oplog"]):
-                    op, labels = unpackb(v)
-                    deleted += len(labels) // 8 if op == "d" else 0
-        psize = txn.stat()["psize"]
-        data = 4 * psize  # meta pages and the main database
-        for name in ("ids", "recs", "vecs"):
-            data += _dense_bytes(txn, dbs[name])
-        for name in _SMALL_DBS:
-            st = txn.stat(dbs[name])
-            data += psize * (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"])
-    before = _files_bytes(path)
-    lock = _size(os.path.join(path, "lock.mdb"))
-    index_file = _size(os.path.join(path, INDEX_FILE))
-    after_kind = _target_kind(store.options, live)
+    def meta(key: bytes) -> Any:
+        return unpackb(txn.get(key, b"", db=dbs.meta))
+
+    kind, dim, m = meta(b"kind"), meta(b"dim"), meta(b"hnsw")["m"]
+    live = txn.stat(dbs.ids)["entries"]
+    if deleted is None:
+        deleted = _logged_deletes(txn, dbs) if kind == "hnsw" else 0
+    psize = txn.stat()["psize"]
+    data: float = 4 * psize  # meta pages and the main database
+    for db in (dbs.ids, dbs.recs, dbs.vecs):
+        data += _dense_bytes(txn, db)
+    for db in _small(dbs):
+        st = txn.stat(db)
+        data += psize * (st["branch_pages"] + st["leaf_pages"] + st["overflow_pages"])
+    before = disk_bytes(path)
+    lock = file_size(os.path.join(path, LOCK_FILE))
+    index_file = file_size(os.path.join(path, INDEX_FILE))
+    after_kind = _target_kind(opts, live)
     after_index = index_file * live // max(live + deleted, 1) if after_kind == "hnsw" and index_file else 0
     if memory is None:
         memory = index_memory_bytes(kind, dim, m, live + deleted)
@@ -154,39 +165,41 @@ def _estimate_from(store: Store, tenant_id: str, path: str, env: lmdb.Environmen
     )
 
 
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
 # ---------------------------------------------------------------------------- compact
-def compact_tenant(store: Store, tenant_id: str, *, dry_run: bool = False) -> CompactReport:
-    """Compact one tenant (see :func:`compact_shard`), or estimate it with ``dry_run``."""
-    path = _tenant_path(store, tenant_id)
+def compact_tenant(manager: ShardManager, path: str, tenant_id: str, opts: StoreOptions, *,
+                   dry_run: bool = False) -> CompactReport:
+    """Compact the tenant whose files are in directory ``path`` (see
+    :func:`compact_shard`), or estimate it with ``dry_run``.
+
+    :raises TenantNotFound: no tenant there.
+    :raises ReadOnlyStore: read-only ``opts`` (unless ``dry_run``).
+    """
+    require_shard(path, tenant_id)
     if dry_run:
-        return _estimate(store, tenant_id, path)
-    store._check_writable(f"compact tenant {tenant_id!r}")
-    shard = store._manager.pin(tenant_id)
-    try:
+        return _estimate(manager, path, tenant_id, opts)
+    if opts.readonly:
+        raise ReadOnlyStore(f"tenant {tenant_id!r}: the store is open read-only; cannot compact it", tenant=tenant_id)
+    with manager.pinned(tenant_id, wrote=True) as shard:
         report = compact_shard(shard)
-    finally:
-        store._manager.unpin(shard, wrote=True)
     assert report is not None  # compact_shard waits for a running compaction
     return report
 
 
 def compact_shard(shard: Shard, *, wait: bool = True) -> CompactReport | None:
     """Compact a pinned, writable shard (see the module docstring); returns ``None``
-    when ``wait`` is false and another compaction of this shard is running."""
-    shard._check_open()
-    shard._check_writable()
-    if not shard._compact_lock.acquire(blocking=wait):
+    when ``wait`` is false and another compaction of this shard is running.
+
+    :raises ReadOnlyStore: a read-only shard.
+    :raises StorageFull: not room enough for the new files (checked before writing any).
+    """
+    if shard.readonly:
+        raise ReadOnlyStore(f"tenant {shard.tenant_id!r}: the store is open read-only", tenant=shard.tenant_id)
+    if not shard.compaction_lock.acquire(blocking=wait):
         return None
     try:
         # the new files are at most as large as the old ones: refuse before writing any
-        need = MIN_FREE_FOR_ENV + _size(os.path.join(shard.path, "data.mdb")) + _size(os.path.join(shard.path, INDEX_FILE))
+        need = MIN_FREE_FOR_ENV + file_size(os.path.join(shard.path, DATA_FILE)) + file_size(
+            os.path.join(shard.path, INDEX_FILE))
         require_free(shard.path, need, f"tenant {shard.tenant_id!r}: compaction")
         tmp = os.path.join(shard.path, f"{COMPACT_PREFIX}{uuid.uuid4().hex}")
         os.mkdir(tmp)
@@ -195,32 +208,30 @@ def compact_shard(shard: Shard, *, wait: bool = True) -> CompactReport | None:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
-        shard._compact_lock.release()
+        shard.compaction_lock.release()
 
 
 def _compact(shard: Shard, tmp: str) -> CompactReport:
     t0 = time.perf_counter()
     tid = shard.tenant_id
-    kind_before, deleted_before = shard.kind, shard.index.deleted
-    bytes_before, memory_before = shard.files_bytes(), shard.memory_bytes
-    src = _shard_dbs(shard)
+    src = shard.databases
     dst: lmdb.Environment | None = None
     try:
         # ---- phase 1: one read snapshot, no shard lock (a map growth waits for it)
-        with shard.long_reads.read(), shard.read_txn() as txn:
-            built_seq = shard._get_meta(txn, b"seq")
-            labels, mat = shard._read_all_vectors(txn)
+        with shard.long_read() as txn:
+            kind_before, deleted_before = shard.kind, shard.index.deleted
+            bytes_before, memory_before = shard.files_bytes(), shard.memory_bytes
+            built_seq = shard.meta(txn, b"seq")
+            labels, mat = shard.read_all_vectors(txn)
             names = {k.decode() for k in txn.cursor().iternext(values=False)}
-            if names <= set(src):  # every database known: rewrite densely now
+            if names <= set(DB_NAMES):  # every database known: rewrite densely now
                 dst, ddbs = _new_env(tmp, shard, txn, src)
         index = _build(shard, labels, mat)
         del mat
-        # ---- phase 2: catch up under the write lock, then swap
-        shard._lock.acquire_write()
-        try:
-            shard._check_open()
+        # ---- phase 2: catch up under the shard's lock, then swap
+        with shard.locked():
             with shard.read_txn() as txn:
-                seq = shard._get_meta(txn, b"seq")
+                seq = shard.meta(txn, b"seq")
                 gone, new = shard.label_changes(txn, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
                 if len(gone):
                     index.remove(gone)
@@ -230,17 +241,14 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
                 if dst is not None:
                     _write(dst, lambda w: _apply_changes(w, ddbs, txn, src, gone, new, index, ckpt, tid))
             if dst is None:  # a database this module does not know: copy pages instead
-                shard._env.copy(tmp, compact=True)
-                reserve_lock_file(tmp)
-                dst = lmdb.open(tmp, max_dbs=len(names) + 1, map_size=_map_size(shard), sync=False, metasync=False)
-                ddbs = {name: dst.open_db(name.encode()) for name in ("meta", "oplog")}
+                shard.copy_env(tmp)
+                dst = open_checked_env(tmp, tid, map_size=_map_size(shard), sync=False, metasync=False)
+                ddbs = open_databases(dst, tid, tmp)
                 _write(dst, lambda w: _record_index(w, ddbs, index, ckpt))
             dst.sync(True)
             dst.close()
             dst = None
-            _swap(shard, tmp, index, seq)
-        finally:
-            shard._lock.release_write()
+            shard.install(tmp, index, seq)
     finally:
         if dst is not None:
             dst.close()
@@ -253,12 +261,18 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
     )
 
 
+def _small(dbs: Databases) -> list[lmdb._Database]:
+    """The ``_SMALL_DBS`` of ``dbs`` that exist (an older shard read for a dry run may
+    lack a side table)."""
+    return [db for name in _SMALL_DBS if (db := getattr(dbs, name)) is not None]
+
+
 def _build(shard: Shard, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
     return shard.build_index(_target_kind(shard.opts, len(labels)), labels, mat)
 
 
 def _map_size(shard: Shard) -> int:
-    return max(shard.opts.map_size, _size(os.path.join(shard.path, "data.mdb")) + (64 << 20))
+    return max(shard.opts.map_size, file_size(os.path.join(shard.path, DATA_FILE)) + (64 << 20))
 
 
 def _write(env: lmdb.Environment, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
@@ -266,113 +280,78 @@ def _write(env: lmdb.Environment, body: Callable[[lmdb.Transaction[bytes]], None
     write_txn(env, body, "compaction copy")
 
 
-def _put_all(env: lmdb.Environment, db: Any, items: Iterable[tuple[bytes, bytes]], append: bool) -> None:
+def _put_all(env: lmdb.Environment, db: lmdb._Database, items: Iterable[tuple[bytes, bytes]], append: bool) -> None:
     it = iter(items)
     while True:
         chunk = list(itertools.islice(it, _BATCH))
         if not chunk:
             return
-        _write(env, lambda txn, chunk=chunk: txn.cursor(db=db).putmulti(chunk, append=append))
+
+        def body(txn: lmdb.Transaction[bytes], chunk: list[tuple[bytes, bytes]] = chunk) -> None:
+            txn.cursor(db=db).putmulti(chunk, append=append)
+
+        _write(env, body)
 
 
-def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction[bytes], src: dict[str, Any]) -> tuple[lmdb.Environment, dict]:
+def _new_env(tmp: str, shard: Shard, txn: lmdb.Transaction[bytes], src: Databases) -> tuple[lmdb.Environment, Databases]:
     """Phase 1: every database but the op log, rewritten in key order with appends."""
-    reserve_lock_file(tmp)
-    env = lmdb.open(tmp, max_dbs=len(_DB_NAMES), map_size=_map_size(shard), sync=False, metasync=False)
+    env = new_env(tmp, _map_size(shard), durable=False)
     try:
-        ddbs = {}
-        for name, db in src.items():
-            flags = db.flags(txn)
-            ddbs[name] = env.open_db(name.encode(), **flags)
+        opened: dict[str, lmdb._Database | None] = dict.fromkeys(DB_NAMES)
+        for name, db in zip(DB_NAMES, src):
+            if db is None:  # a side table the source shard does not have yet
+                continue
+            flags = db.flags()
+            opened[name] = new = env.open_db(name.encode(), **flags)
             if name not in _SMALL_DBS and name != "oplog":  # small ones are copied in phase 2
-                _put_all(env, ddbs[name], txn.cursor(db=db).iternext(), append=not flags.get("dupsort"))
+                _put_all(env, new, txn.cursor(db=db).iternext(), append=not flags.get("dupsort"))
     except BaseException:
         env.close()
         raise
-    return env, ddbs
+    return env, Databases._make(opened.values())
 
 
-def _apply_changes(w: lmdb.Transaction[bytes], ddbs: dict, txn: lmdb.Transaction[bytes], src: dict, gone: np.ndarray,
-                   new: np.ndarray, index: ExactIndex | HnswIndex, ckpt: dict | None, tenant: str) -> None:
+def _apply_changes(w: lmdb.Transaction[bytes], ddbs: Databases, txn: lmdb.Transaction[bytes], src: Databases,
+                   gone: np.ndarray, new: np.ndarray, index: ExactIndex | HnswIndex, ckpt: dict[str, Any] | None,
+                   tenant: str) -> None:
     """Phase 2, one transaction on the new environment: the records written since the
     snapshot, the small databases whole, and the new index's kind and checkpoint. Values
     are copied as stored (with their CRC32); the ids of records are read checked."""
-    ids, recs, vecs = ddbs["ids"], ddbs["recs"], ddbs["vecs"]
     for lab in gone.tolist():
         lb = pack_label(lab)
-        raw = w.get(lb, db=recs)
+        raw = w.get(lb, db=ddbs.recs)
         if raw is not None:
             rid = open_record(raw, tenant, lab)[0].encode("utf-8")
-            if w.get(rid, db=ids) == seal(lb):
-                w.delete(rid, db=ids)
-        w.delete(lb, db=recs)
-        w.delete(lb, db=vecs)
+            if w.get(rid, db=ddbs.ids) == seal(lb):
+                w.delete(rid, db=ddbs.ids)
+        w.delete(lb, db=ddbs.recs)
+        w.delete(lb, db=ddbs.vecs)
     for lab in new.tolist():
         lb = pack_label(lab)
-        raw = txn.get(lb, db=src["recs"])
-        w.put(lb, raw, db=recs)
-        w.put(lb, txn.get(lb, db=src["vecs"]), db=vecs)
-        w.put(open_record(raw, tenant, lab)[0].encode("utf-8"), seal(lb), db=ids)
-    for name in _SMALL_DBS:
-        w.drop(ddbs[name], delete=False)
-        append = not ddbs[name].flags(w).get("dupsort")
-        w.cursor(db=ddbs[name]).putmulti(txn.cursor(db=src[name]).iternext(), append=append)
+        raw = txn.get(lb, b"", db=src.recs)
+        rid = open_record(raw, tenant, lab)[0].encode("utf-8")  # checked: a damaged record raises
+        w.put(lb, raw, db=ddbs.recs)
+        w.put(lb, txn.get(lb, b"", db=src.vecs), db=ddbs.vecs)  # listed from vecs: present
+        w.put(rid, seal(lb), db=ddbs.ids)
+    for into, source in zip(_small(ddbs), _small(src)):
+        w.drop(into, delete=False)
+        append = not into.flags().get("dupsort")
+        w.cursor(db=into).putmulti(txn.cursor(db=source).iternext(), append=append)
     _record_index(w, ddbs, index, ckpt)
 
 
-def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict | None:
+def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict[str, Any] | None:
     """Write the new HNSW snapshot beside the new environment; returns its checkpoint."""
     if not isinstance(index, HnswIndex):
         return None
     return save_snapshot(index, os.path.join(tmp, INDEX_FILE), seq)
 
 
-def _record_index(w: lmdb.Transaction[bytes], ddbs: dict, index: ExactIndex | HnswIndex, ckpt: dict | None) -> None:
-    meta = ddbs["meta"]
-    w.put(b"kind", packb(index.kind), db=meta)
-    if ckpt is None:
-        w.delete(b"ckpt", db=meta)
-    else:
-        w.put(b"ckpt", packb(ckpt), db=meta)
-    w.drop(ddbs["oplog"], delete=False)  # every operation is in the new snapshot
-
-
-def _swap(shard: Shard, tmp: str, index: ExactIndex | HnswIndex, seq: int) -> None:
-    """Rename the new files into place and reopen (the caller holds the write lock)."""
-    path = shard.path
-    shard._env.close()
-    try:
-        # The old lock file goes first: a reader that opens it must find the old data
-        # file too (the writer never sees readers registered in a lock file it does not
-        # use, and would reuse the pages they read); readers re-check both after opening.
-        _unlink(os.path.join(path, "lock.mdb"))
-        os.replace(os.path.join(tmp, "data.mdb"), os.path.join(path, "data.mdb"))
-        if isinstance(index, HnswIndex):
-            os.replace(os.path.join(tmp, INDEX_FILE), os.path.join(path, INDEX_FILE))
-        else:
-            _unlink(os.path.join(path, INDEX_FILE))
-        _fsync_dir(path)
-    except BaseException:
-        # the files are the old or the new ones, each consistent: reopen what is there
-        shard._reopen_env()
-        with shard.read_txn() as txn:
-            shard._rebuild_index(txn)
-        shard._dirty = shard.kind == "hnsw"
-        raise
-    shard._reopen_env()
-    if shard.index.kind != index.kind:
-        shard._payload = None  # its float16 vector copy depends on the index kind
-    shard.index = index
-    shard._loaded_seq = shard._seq
-    shard._ckpt_seq = seq if isinstance(index, HnswIndex) else -1
-    shard._dirty = False
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+def _record_index(w: lmdb.Transaction[bytes], ddbs: Databases, index: ExactIndex | HnswIndex,
+                  ckpt: dict[str, Any] | None) -> None:
+    """The new index's kind, and its checkpoint covering every operation (the op log goes)."""
+    w.put(b"kind", packb(index.kind), db=ddbs.meta)
+    record_checkpoint(w, ddbs, ckpt)
 
 
 def maybe_compact(shard: Shard) -> CompactReport | None:
@@ -382,7 +361,7 @@ def maybe_compact(shard: Shard) -> CompactReport | None:
     due, skips when another compaction of the shard runs, and never raises (the write
     that triggered it has committed).
     """
-    if shard.readonly or shard._closed or shard.kind != "hnsw":
+    if shard.readonly or shard.closed or shard.kind != "hnsw":
         return None
     index = shard.index
     dead = index.deleted

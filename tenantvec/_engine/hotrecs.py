@@ -44,9 +44,9 @@ from typing import Any
 import lmdb
 
 from .._types import Hit
-from .._validate import labels_from_bytes, pack_label, packb, unpackb
 from .capacity import HOT_SLOT_BYTES
 from .checksum import CRC_BYTES, RECORD, damaged, intact
+from .layout import labels_from_bytes, pack_label, packb, unpackb
 
 CHUNK = 1024
 
@@ -158,7 +158,9 @@ class HotRecords:
             hit = new(Hit)
             set_id(hit, entry[0])
             set_distance(hit, d)
-            set_metadata(hit, meta.copy() if type(meta) is dict else unpackb(meta))
+            # packed metadata otherwise; mypy narrows `type(x) is` only one way, and isinstance
+            # would cost ~40 ns per hit here
+            set_metadata(hit, meta.copy() if type(meta) is dict else unpackb(meta))  # type: ignore[arg-type]
             set_document(hit, entry[1])
             row.append(hit)
         return row

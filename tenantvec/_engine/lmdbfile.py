@@ -47,6 +47,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -137,6 +138,7 @@ def check_data_file(path: str, *, cached: bool = True, full: bool = False) -> st
     :raises OSError: the file cannot be opened or read.
     """
     fd = os.open(path, os.O_RDONLY)
+    why: str | None = None
     try:
         for attempt in range(_RETRIES + 1):
             metas = _read_metas(fd)
@@ -330,7 +332,7 @@ class _Pages:
 
     def _read_into(self, buf: np.ndarray, pgno: int) -> None:
         want, done = buf.nbytes, 0
-        view = memoryview(buf).cast("B")
+        view = buf.data.cast("B")
         while done < want:  # preadv may return less for large reads
             got = os.preadv(self.fd, [view[done:]], pgno * self.psize + done)
             if got <= 0:  # the file shrank under us
@@ -392,6 +394,11 @@ def _check_snapshot(fd: int, meta: _Meta, full: bool) -> str | None:
     return None
 
 
+
+def _overflow_free_list(page: int, what: str) -> str:
+    """Names a free-page list held on overflow page ``page`` in a damage message."""
+    return f"the free-page list on overflow page {page} {what}"
+
 class _Walk:
     """Breadth-first over every tree of one snapshot, one level of all trees at a time.
 
@@ -444,7 +451,7 @@ class _Walk:
                 order = np.argsort(pg, kind="stable")
                 pg, left, tree = pg[order], left[order], tree[order]
             self.pg, self.left, self.tree = [], [], []
-            self.pages.claim(pg, lambda i, tree=tree: f"the {self.name(tree[i])}")
+            self.pages.claim(pg, partial(self._tree_name, tree))
             pg, left, tree = self._budget(pg, left, tree)
             for b in self.pages.batches(pg):
                 self._level(pg[b], left[b], tree[b])
@@ -487,6 +494,10 @@ class _Walk:
                 f"the file has {self.pages.size} bytes ({first} pages of {self.ps} bytes) but the snapshot's pages "
                 f"reach {self.meta.last_pg}, and page {int(lost[0])} past the end is not free: the file is truncated"
             )
+
+    def _tree_name(self, tree: np.ndarray, i: int) -> str:
+        """``the <name of the tree of page i>`` (who claims a page)."""
+        return f"the {self.name(tree[i])}"
 
     def _node_msg(self, pg: np.ndarray, tree: np.ndarray, r: int, i: int, what: str) -> str:
         return f"node {int(i)} of page {int(pg[r])} (the {self.name(tree[r])}) {what}"
@@ -600,7 +611,7 @@ class _Walk:
                 self._subpage(flat, pg, tree, int(row[j]), int(idx[j]), int(dsize[j]), int(data[j]))
         for j in np.flatnonzero(free & ~big).tolist():
             n, off = int(dsize[j]), int(data[j])
-            self._free_list(flat[off:off + n].tobytes(), lambda w, j=j: self._node_msg(pg, tree, row[j], idx[j], w))
+            self._free_list(flat[off:off + n].tobytes(), partial(self._node_msg, pg, tree, int(row[j]), int(idx[j])))
 
     def _overflow(self, ov: np.ndarray, dsize: np.ndarray, free: np.ndarray, leaf: np.ndarray, tree: np.ndarray,
                   node: np.ndarray) -> None:
@@ -644,7 +655,7 @@ class _Walk:
         self.checked += len(ov)
         for j in np.flatnonzero(free).tolist():
             raw = self.pages.read_bytes(int(ov[j]) * ps + PAGEHDRSZ, int(dsize[j]))
-            self._free_list(raw, lambda w, j=j: f"the free-page list on overflow page {int(ov[j])} {w}")
+            self._free_list(raw, partial(_overflow_free_list, int(ov[j])))
 
     def _subdbs(self, flat: np.ndarray, pg: np.ndarray, tree: np.ndarray, row: np.ndarray, idx: np.ndarray,
                 ksize: np.ndarray, dsize: np.ndarray, data: np.ndarray) -> None:

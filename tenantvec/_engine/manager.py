@@ -87,7 +87,8 @@ class ShardManager:
                             self._unhot_locked(tenant_id, shard)
                         self.misses += 1
                         break
-            if event is None:  # a hot read-only shard: does it still serve the current files?
+            if event is None:  # a hot read-only shard, pinned: does it still serve the current files?
+                assert shard is not None
                 if self._follows(shard):
                     return shard
                 continue
@@ -111,6 +112,19 @@ class ShardManager:
         event.set()
         self._close_victims(victims)
         return shard
+
+    @contextmanager
+    def pinned(self, tenant_id: str, *, wrote: bool = False) -> Iterator[Shard]:
+        """``with manager.pinned(tid) as shard:`` :meth:`pin` for the body, then
+        :meth:`unpin` (``wrote``: the body wrote, so the limits are checked again).
+
+        :raises TenantNotFound, CorruptShard: from opening the shard.
+        """
+        shard = self.pin(tenant_id)
+        try:
+            yield shard
+        finally:
+            self.unpin(shard, wrote=wrote)
 
     def unpin(self, shard: Shard, *, wrote: bool = False) -> None:
         """Release a pin; re-check the limits after a write, or when pinned shards kept
@@ -207,6 +221,8 @@ class ShardManager:
         Until the body ends nothing loads the tenant, so its files may be opened,
         checked, renamed or removed directly; calls that waited then load whatever the
         body left (a dropped tenant raises ``TenantNotFound``).
+
+        :raises TenantVecError: this thread holds a transaction on the tenant.
         """
         while True:
             with self._lock:
@@ -214,10 +230,11 @@ class ShardManager:
                     raise StoreClosed("the store is closed")
                 event = self._transit.get(tenant_id)
                 if event is None:
-                    event = self._transit[tenant_id] = threading.Event()
                     shard = self._hot.get(tenant_id)
                     if shard is not None:
+                        shard.check_not_in_txn()  # it would wait for itself to finish
                         self._unhot_locked(tenant_id, shard)
+                    event = self._transit[tenant_id] = threading.Event()
                     break
             event.wait()
         try:
@@ -244,24 +261,25 @@ class ShardManager:
         that read files without loading (see :meth:`exclusive` to force a tenant cold).
         """
         while True:
-            pinned = False
+            pinned: Shard | None = None  # a hot read-only shard pinned: does it follow its files?
             with self._lock:
                 if self._closed:
                     raise StoreClosed("the store is closed")
                 event = self._transit.get(tenant_id)
                 shard = self._hot.get(tenant_id)
-                if event is None and shard is None:
-                    event = self._transit[tenant_id] = threading.Event()
-                    break
-                if event is None and not shard.gone:
-                    shard.pins += 1
-                    if not shard.readonly:
+                if event is None:
+                    if shard is None:  # cold: keep it so
+                        event = self._transit[tenant_id] = threading.Event()
                         break
-                    pinned = True
+                    if not shard.gone:
+                        shard.pins += 1
+                        if not shard.readonly:
+                            break
+                        pinned = shard
             if event is not None:
                 event.wait()
-            elif pinned:
-                if self._follows(shard):
+            elif pinned is not None:
+                if self._follows(pinned):
                     break
             else:  # a gone shard: close it and load the files anew through pin
                 self.unpin(self.pin(tenant_id))
@@ -271,6 +289,7 @@ class ShardManager:
             finally:
                 self.unpin(shard)
             return
+        assert event is not None  # the tenant is held cold by this transit event
         try:
             yield None
         finally:

@@ -245,26 +245,38 @@ class PayloadIndex:
             m = self._eq(f, v)
             return None if m is None else ~m
         if op in ("$in", "$nin"):
-            out = self._none()
-            for x in v:
-                m = self._eq(f, x)
-                if m is None:
-                    return None
-                out |= m
-            return out if op == "$in" else ~out
+            out = self._any_of(f, v)
+            return out if out is None or op == "$in" else ~out
         if op == "$exists":
             present = (f.flag & _PRESENT) != 0
             return present if v else ~present
         if op == "$contains":
-            key = _elem_key(v)
-            if key is None or (f.big and key[0] == "n"):
+            return self._contains(f, v)
+        return self._range(f, op, v)
+
+    def _any_of(self, f: _Field, values: tuple) -> np.ndarray | None:
+        """Labels whose value equals one of ``values`` (``$in``)."""
+        out = self._none()
+        for x in values:
+            m = self._eq(f, x)
+            if m is None:
                 return None
-            out = self._none()
-            posting = f.elems.get(key)
-            if posting is not None:
-                out[np.frombuffer(posting, dtype=np.int64)] = True
-            return out
-        # ranges
+            out |= m
+        return out
+
+    def _contains(self, f: _Field, v: Any) -> np.ndarray | None:
+        """Labels whose list value holds ``v`` (``$contains``), from the posting lists."""
+        key = _elem_key(v)
+        if key is None or (f.big and key[0] == "n"):
+            return None
+        out = self._none()
+        posting = f.elems.get(key)
+        if posting is not None:
+            out[np.frombuffer(posting, dtype=np.int64)] = True
+        return out
+
+    def _range(self, f: _Field, op: str, v: Any) -> np.ndarray | None:
+        """Labels whose value compares to ``v`` by range operator ``op`` (same types only)."""
         if isinstance(v, str):
             good = [code for s, code in f.vocab.items() if range_match(op, s, v)]
             return np.isin(f.code, np.asarray(good, dtype=np.int32)) if good else self._none()

@@ -24,21 +24,19 @@ hnsw-post at every selectivity. They cross at ``m ~ 20 * sqrt(live)``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
-import lmdb
 import numpy as np
 
-from .._filters import Node
 from .._types import QueryPlan
-from .index import prepare_query
+from .index import ExactIndex, HnswIndex, prepare_query
 from .index.exact import direct_distances, top_k
-
-if TYPE_CHECKING:
-    from .shard import Shard
+from .payload import PayloadIndex
 
 _EXACT_FILTER_MIN = 2048
 _EXACT_FILTER_SQRT_FACTOR = 20.0
+
+
 def _rescored(k: int) -> int:
     """int8-scored candidates re-scored exactly for ``k`` wanted hits (int8 near-ties)."""
     return max(2 * k, k + 24)
@@ -48,19 +46,28 @@ def exact_filter_max(live: int) -> int:
     """Largest matching set scored exactly on a tenant of ``live`` records."""
     return max(_EXACT_FILTER_MIN, int(_EXACT_FILTER_SQRT_FACTOR * live**0.5))
 
+
 Result = list[tuple[np.ndarray, np.ndarray]]
 
 
-def _exact_subset(shard: Shard, txn: lmdb.Transaction[bytes], labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
+class Matching(NamedTuple):
+    """What a filtered query needs of the shard: the mask of matching labels (live
+    records only, longer than every label), the payload columns it came from, and
+    ``read_vectors(labels)``: stored vectors, checked, from the query's read transaction."""
+
+    mask: np.ndarray
+    payload: PayloadIndex
+    read_vectors: Callable[[np.ndarray], np.ndarray]
+
+
+def _exact_subset(metric: str, matching: Matching, labels: np.ndarray, qs: np.ndarray, k: int) -> Result:
     """Score ``labels``: int8 copies first, then the best candidates exactly from LMDB."""
-    metric = shard.metric
     pq = prepare_query(metric, qs)
-    payload = shard.payload(txn)
     out = []
     for i in range(len(pq)):
-        idx, _ = top_k(payload.approx_scores(labels, pq[i]), min(len(labels), _rescored(k)))
+        idx, _ = top_k(matching.payload.approx_scores(labels, pq[i]), min(len(labels), _rescored(k)))
         cand = labels[idx]
-        mat = prepare_query(metric, shard.read_vectors(txn, cand))  # checked against their CRC32
+        mat = prepare_query(metric, matching.read_vectors(cand))  # checked against their CRC32
         exact = direct_distances(metric, mat, pq[i])
         best, d = top_k(exact, min(k, len(cand)))
         out.append((cand[best], d))
@@ -68,33 +75,33 @@ def _exact_subset(shard: Shard, txn: lmdb.Transaction[bytes], labels: np.ndarray
 
 
 def plan_query(
-    shard: Shard,
-    txn: lmdb.Transaction[bytes],
+    index: ExactIndex | HnswIndex,
     qs: np.ndarray,
     k: int,
-    compiled: tuple[Node, Callable] | None,
+    matching: Matching | None,
     explain: bool = True,
 ) -> tuple[QueryPlan | None, Result]:
-    """Choose and run a plan for ``qs`` on ``shard`` inside read transaction ``txn``."""
-    index = shard.index
-    if compiled is None:
+    """Choose and run a plan for the query rows ``qs`` on ``index``: unfiltered when
+    ``matching`` is None, else among the records its mask holds. The plan is returned
+    with ``explain`` (always for filtered queries)."""
+    if matching is None:
         results = index.search(qs, k)
         if not explain:
             return None, results
-        return QueryPlan(index.kind, None, None, len(index), ef=getattr(index, "ef", None), reason="no filter"), results
+        return QueryPlan(index.kind, None, len(index), ef=getattr(index, "ef", None), reason="no filter"), results
     live = len(index)
-    mask = shard.filter_mask(txn, compiled)
-    matching = int(np.count_nonzero(mask))
-    if matching == 0:
+    mask = matching.mask
+    count = int(np.count_nonzero(mask))
+    if count == 0:
         empty = (np.empty(0, np.int64), np.empty(0, np.float32))
-        return QueryPlan("empty", 0, 0, live, reason="no record matches"), [empty for _ in qs]
-    if index.kind == "exact":
-        plan = QueryPlan("exact", matching, matching, live, reason="small tenant: exact index")
+        return QueryPlan("empty", 0, live, reason="no record matches"), [empty for _ in qs]
+    if isinstance(index, ExactIndex):
+        plan = QueryPlan("exact", count, live, reason="small tenant: exact index")
         return plan, index.search(qs, k, mask)
     limit = exact_filter_max(live)
-    if matching <= limit:
-        plan = QueryPlan("exact-filtered", matching, matching, live, reason=f"{matching} matching <= {limit}")
-        return plan, _exact_subset(shard, txn, np.flatnonzero(mask), qs, k)
-    plan = QueryPlan("hnsw-post", matching, matching, live, ef=index.ef,
-                     reason=f"{matching} matching > {limit}: selectivity {matching / max(live, 1):.3f}")
-    return plan, index.search(qs, k, mask, matching=matching, oversample=True)
+    if count <= limit:
+        plan = QueryPlan("exact-filtered", count, live, reason=f"{count} matching <= {limit}")
+        return plan, _exact_subset(index.metric, matching, np.flatnonzero(mask), qs, k)
+    plan = QueryPlan("hnsw-post", count, live, ef=index.ef,
+                     reason=f"{count} matching > {limit}: selectivity {count / max(live, 1):.3f}")
+    return plan, index.search(qs, k, mask, matching=count, oversample=True)

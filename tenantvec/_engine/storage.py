@@ -18,6 +18,7 @@ import msgpack
 
 from .._fs import FULL_ERRNOS, free_bytes, full_error
 from ..errors import CorruptShard, StorageError, TenantVecError
+from .layout import DB_NAMES
 
 #: Raw exceptions that storage code may raise; the facade translates them.
 RAW_STORAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -78,6 +79,18 @@ def translated(what: str, path: str) -> Iterator[None]:
         if err is exc:
             raise
         raise err from exc
+
+
+def new_env(path: str, map_size: int, *, durable: bool) -> lmdb.Environment:
+    """A new, empty environment for a shard in directory ``path``, its lock file
+    allocated first (see :func:`reserve_lock_file`); ``durable``: fsync every commit
+    (else the caller syncs once at the end). Existing environments are opened with
+    ``shardfiles.open_checked_env``.
+
+    :raises StorageFull: no room for the lock file.
+    """
+    reserve_lock_file(path)
+    return lmdb.open(path, map_size=map_size, max_dbs=len(DB_NAMES), sync=durable, metasync=durable)
 
 
 def reserve_lock_file(path: str) -> None:

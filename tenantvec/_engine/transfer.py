@@ -1,13 +1,15 @@
 """Export one tenant to a portable, checksummed file, and import it as a new tenant.
 
-File layout (format version 1)::
+File layout (format version 2; version 1 had no ``audit_count`` and no audit entries)::
 
     b"TVEXPORT"                      8-byte magic
     header                           msgpack map: format, tenant, dim, metric, count,
-                                     wm_count, created, exported_at, seq, tenantvec
+                                     wm_count, audit_count, created, exported_at,
+                                     seq, tenantvec
     count x record                   msgpack [id, metadata, document, created_at,
                                               updated_at, float32 vector bytes]
-    wm_count x [key, value]          working memory entries (raw bytes)
+    wm_count x [key, value]          side table entries as stored (value + CRC32):
+    audit_count x [key, value]       working memory, then the audit log
     b"TVSHA256" + 32 bytes           SHA-256 of everything before it
 
 Records come in label (insertion) order, so an imported tenant pages through
@@ -18,37 +20,38 @@ renames it into place: a refused file leaves nothing behind.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
-import shutil
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import lmdb
 import msgpack
 import numpy as np
 
-from .._ids import HASHED_ID_FILE, check_record_ids, check_tenant_id
-from .._options import check_dim, check_metric
-from .._validate import check_documents, check_metadata, check_vectors, pack_label, packb, unpack_label
-from ..errors import CorruptExport, InvalidArgument, TenantExists, TenantVecError
-from .checksum import open_record, open_vector, seal
-from .shard import Shard, _fsync_dir, write_txn
-from .verify import _close_unloaded, _open_files, _open_unloaded
-
-if TYPE_CHECKING:
-    from .._store import Store
+from .._fs import fsync_dir, staged_directory
+from .._ids import check_record_ids, check_tenant_id
+from .._options import StoreOptions, check_dim, check_metric
+from .._validate import check_documents, check_metadata, check_vectors
+from .._version import __version__
+from ..errors import CorruptExport, InvalidArgument, ReadOnlyStore, TenantExists, TenantVecError
+from .checksum import intact, open_record, open_vector, seal
+from .layout import SIDE_DBS, pack_label, packb, unpack_label
+from .manager import ShardManager
+from .shard import Shard
+from .shardfiles import RawEnv, create_shard, open_raw
+from .txn import write_txn
 
 log = logging.getLogger("tenantvec")
 
 MAGIC = b"TVEXPORT"
 TRAILER = b"TVSHA256"
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
+#: Formats import reads: 1 had working memory as its only side table.
+_READABLE_FORMATS = (1, 2)
 _DIGEST = 32
 _BATCH = 1000
 #: Imported ``created_at``/``updated_at`` are seconds since the epoch from 0 up to the
@@ -70,6 +73,7 @@ class ExportReport:
     metric: str
     bytes: int
     sha256: str
+    audit_entries: int = 0
 
 
 class _HashingWriter:
@@ -84,91 +88,86 @@ class _HashingWriter:
         self.n += len(data)
 
 
-def export_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
+def export_tenant(manager: ShardManager, tenant_id: str, path: str | os.PathLike[str], *,
                   progress: Progress | None = None) -> ExportReport:
     """Write one tenant (records, vectors, metadata, documents, timestamps, working
     memory, dim and metric) to ``path`` from one consistent LMDB snapshot.
 
     The file is written to ``path + ".partial"``, fsynced and renamed. Queries and
-    writes on the tenant continue meanwhile; writes after the snapshot are not included.
+    writes on the tenant continue meanwhile (the export holds a ``Shard.long_read``, and
+    keeps compaction from swapping the files under it); writes after the snapshot are
+    not included.
 
     :raises TenantNotFound: the tenant does not exist.
+    :raises InvalidArgument: ``path`` cannot name a file to write.
     """
     check_tenant_id(tenant_id)
     path = _check_path(path, reading=False)
-    store._check_open()
-    shard = store._manager.pin(tenant_id)
-    try:
-        shard._begin_read(inactive_ok=True)  # a read-only store follows the writer's latest files first
-        shard._lock.release_read()
-        # the compaction lock keeps the environment from being swapped under us; the
-        # long-read gate keeps a writer from growing the map under our read transaction
-        with shard._compact_lock, shard.long_reads.read():
-            return _export_shard(shard, path, progress)
-    finally:
-        store._manager.unpin(shard)
-
-
-def _export_shard(shard: Shard, path: str, progress: Progress | None) -> ExportReport:
-    partial = path + ".partial"
-    with shard.read_txn() as txn:
-        count = txn.stat(shard._ids)["entries"]
-        wm_count = txn.stat(shard.wm_db)["entries"]
-        header = {
-            "format": EXPORT_FORMAT,
-            "tenant": shard.tenant_id,
-            "dim": shard.dim,
-            "metric": shard.metric,
-            "count": count,
-            "wm_count": wm_count,
-            "created": shard._get_meta(txn, b"created", None),
-            "exported_at": time.time(),
-            "seq": shard._get_meta(txn, b"seq"),
-            "tenantvec": _version(),
-        }
-        try:
-            with open(partial, "wb") as fh:
-                out = _HashingWriter(fh)
-                out.write(MAGIC)
-                out.write(packb(header))
-                written = 0
-                vecs_get, vecs_db, tid, dim = txn.get, shard._vecs, shard.tenant_id, shard.dim
-                for lb, raw in txn.cursor(db=shard._recs):  # exported decoded: checked, without CRC32
-                    lab = unpack_label(lb)
-                    rec = open_record(raw, tid, lab)
-                    vec = open_vector(vecs_get(lb, db=vecs_db), tid, lab, dim, rec[0])
-                    out.write(packb([rec[0], rec[1], rec[2], rec[3], rec[4], vec]))
-                    written += 1
-                    if progress is not None and written % _BATCH == 0:
-                        progress(written, count)
-                if written != count:
-                    raise TenantVecError(
-                        f"tenant {shard.tenant_id!r}: {written} records but {count} ids; run `tenantvec verify --fix`"
-                    )
-                for k, v in txn.cursor(db=shard.wm_db):
-                    out.write(packb([k, v]))
-                digest = out.h.digest()
-                fh.write(TRAILER + digest)
-                fh.flush()
-                os.fsync(fh.fileno())
-                size = out.n + len(TRAILER) + _DIGEST
-            os.replace(partial, path)
-        except BaseException:
-            try:
-                os.unlink(partial)
-            except FileNotFoundError:
-                pass
-            raise
-    _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    with manager.pinned(tenant_id) as shard, shard.compaction_lock, shard.long_read() as txn:
+        report = _write_export(shard, txn, path, progress)
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
     if progress is not None:
-        progress(count, count)
-    return ExportReport(shard.tenant_id, path, count, wm_count, shard.dim, shard.metric, size, digest.hex())
+        progress(report.records, report.records)
+    return report
 
 
-def _version() -> str:
-    from .. import __version__
+def _records(shard: Shard, txn: lmdb.Transaction[bytes], count: int, progress: Progress | None) -> Iterator[bytes]:
+    """Every record as exported, packed: decoded and checked, without CRC32, in label order.
 
-    return __version__
+    :raises TenantVecError: the id map and the records disagree (run ``verify --fix``).
+    """
+    dbs, tid, dim = shard.databases, shard.tenant_id, shard.dim
+    vecs_get = txn.get
+    written = 0
+    for lb, raw in txn.cursor(db=dbs.recs):
+        lab = unpack_label(lb)
+        rec = open_record(raw, tid, lab)
+        vec = open_vector(vecs_get(lb, db=dbs.vecs), tid, lab, dim, rec[0])
+        yield packb([rec[0], rec[1], rec[2], rec[3], rec[4], vec])
+        written += 1
+        if progress is not None and written % _BATCH == 0:
+            progress(written, count)
+    if written != count:
+        raise TenantVecError(f"tenant {tid!r}: {written} records but {count} ids; run `tenantvec verify --fix`",
+                             tenant=tid)
+
+
+def _write_export(shard: Shard, txn: lmdb.Transaction[bytes], path: str, progress: Progress | None) -> ExportReport:
+    dbs = shard.databases
+    count = txn.stat(dbs.ids)["entries"]
+    side = dbs.side()
+    counts = {name: txn.stat(side[name])["entries"] if name in side else 0 for name in SIDE_DBS}
+    header = {
+        "format": EXPORT_FORMAT, "tenant": shard.tenant_id, "dim": shard.dim, "metric": shard.metric,
+        "count": count, **{f"{name}_count": n for name, n in counts.items()},
+        "created": shard.meta(txn, b"created", None),
+        "exported_at": time.time(), "seq": shard.meta(txn, b"seq"), "tenantvec": __version__,
+    }
+    partial = path + ".partial"
+    try:
+        with open(partial, "wb") as fh:
+            out = _HashingWriter(fh)
+            out.write(MAGIC)
+            out.write(packb(header))
+            for packed in _records(shard, txn, count, progress):
+                out.write(packed)
+            for db in side.values():  # SIDE_DBS order
+                for k, v in txn.cursor(db=db):
+                    out.write(packb([k, v]))
+            digest = out.h.digest()
+            fh.write(TRAILER + digest)
+            fh.flush()
+            os.fsync(fh.fileno())
+            size = out.n + len(TRAILER) + _DIGEST
+        os.replace(partial, path)
+    except BaseException:
+        try:
+            os.unlink(partial)
+        except FileNotFoundError:
+            pass
+        raise
+    return ExportReport(shard.tenant_id, path, count, counts["wm"], shard.dim, shard.metric, size, digest.hex(),
+                        counts["audit"])
 
 
 def _check_path(path: object, *, reading: bool) -> str:
@@ -246,43 +245,52 @@ def _check_file(path: str) -> tuple[int, str]:
 def _check_header(header: Any, path: str) -> dict:
     if not isinstance(header, dict):
         raise CorruptExport(f"{path!r}: the header is not a map")
-    if header.get("format") != EXPORT_FORMAT:
-        raise CorruptExport(f"{path!r}: export format {header.get('format')!r} is not supported (expected {EXPORT_FORMAT})")
+    fmt = header.get("format")
+    if fmt not in _READABLE_FORMATS or isinstance(fmt, bool):
+        raise CorruptExport(f"{path!r}: export format {fmt!r} is not supported (expected one of {_READABLE_FORMATS})")
+    if fmt == 1:
+        header = {**header, "audit_count": 0}
     try:
         check_dim(header.get("dim"))
         check_metric(header.get("metric"))
     except InvalidArgument as exc:
         raise CorruptExport(f"{path!r}: {exc}") from None
-    for key in ("count", "wm_count"):
+    for key in ("count", *(f"{name}_count" for name in SIDE_DBS)):
         v = header.get(key)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise CorruptExport(f"{path!r}: header field {key!r} is {v!r}")
     return header
 
 
-def import_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
+def import_tenant(directory: str, tenant_id: str, path: str | os.PathLike[str], opts: StoreOptions, *,
                   progress: Progress | None = None) -> ExportReport:
-    """Create tenant ``tenant_id`` from an export file (any source tenant id).
+    """Create tenant ``tenant_id`` in directory ``directory`` (which must not exist) from an
+    export file (of any source tenant id).
 
-    Records keep their ids, ``created_at`` and ``updated_at``; the tenant gets the
-    file's dim and metric and this store's HNSW parameters.
+    Records keep their ids, ``created_at`` and ``updated_at``; the tenant gets the file's
+    dim and metric and the HNSW parameters of ``opts``. The shard is built in a temporary
+    directory beside ``directory`` and renamed into place (``_fs.staged_directory``), as
+    a new tenant is: a refused file leaves nothing behind.
 
     :raises CorruptExport: bad magic, checksum, format or record (nothing is created).
     :raises TenantExists: ``tenant_id`` exists already.
-    :raises ReadOnlyStore: the store is read-only.
+    :raises ReadOnlyStore: read-only ``opts``.
+    :raises InvalidArgument: ``path`` names no readable file.
     """
-    store._check_open()
     check_tenant_id(tenant_id)
     path = _check_path(path, reading=True)
-    store._check_writable(f"import tenant {tenant_id!r}")
-    final = store._tenant_path(tenant_id)
-    if final.exists():
-        raise TenantExists(f"tenant {tenant_id!r} already exists in {str(store.path)!r}")
+    if opts.readonly:
+        raise ReadOnlyStore(f"tenant {tenant_id!r}: the store is open read-only; cannot import it", tenant=tenant_id)
+
+    def exists() -> TenantExists:
+        return TenantExists(f"tenant {tenant_id!r} already exists in {os.path.dirname(directory)!r}", tenant=tenant_id,
+                            path=directory)
+
+    if os.path.exists(directory):
+        raise exists()
     body, digest = _check_file(path)
-    tmp = final.parent / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
     try:
-        with open(path, "rb") as fh:
+        with staged_directory(os.path.dirname(directory), directory, exists) as tmp, open(path, "rb") as fh:
             fh.seek(len(MAGIC))
             unpacker = msgpack.Unpacker(_Limited(fh, body - len(MAGIC)), raw=False, strict_map_key=False,
                                         max_buffer_size=1 << 30)
@@ -290,41 +298,31 @@ def import_tenant(store: Store, tenant_id: str, path: str | os.PathLike[str], *,
                 header = _check_header(next(unpacker), path)
             except StopIteration:
                 raise CorruptExport(f"{path!r}: no header") from None
-            if final.name.startswith("~"):
-                (tmp / HASHED_ID_FILE).write_text(tenant_id, encoding="utf-8")
-            Shard.create(str(tmp), tenant_id, header["dim"], header["metric"], store.options)
-            _fill(store, tenant_id, str(tmp), header, unpacker, path, progress)
+            create_shard(tmp, tenant_id, header["dim"], header["metric"], opts)
+            _fill(tmp, tenant_id, opts, header, unpacker, path, progress)
             try:
                 next(unpacker)
             except StopIteration:
                 pass
             else:
                 raise CorruptExport(f"{path!r}: data after the last record")
-        try:
-            os.rename(tmp, final)
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            raise TenantExists(f"tenant {tenant_id!r} already exists in {str(store.path)!r}") from None
-        _fsync_dir(str(final.parent))
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, (msgpack.UnpackException, ValueError, TypeError)) and not isinstance(exc, TenantVecError):
-            raise CorruptExport(f"{path!r}: cannot decode ({exc})") from exc
-        raise
+    except (msgpack.UnpackException, ValueError, TypeError) as exc:
+        if isinstance(exc, TenantVecError):
+            raise
+        raise CorruptExport(f"{path!r}: cannot decode ({exc})") from exc
     log.info("imported %d records into tenant %r from %s", header["count"], tenant_id, path)
     return ExportReport(tenant_id, path, header["count"], header["wm_count"], header["dim"], header["metric"],
-                        body + len(TRAILER) + _DIGEST, digest)
+                        body + len(TRAILER) + _DIGEST, digest, header["audit_count"])
 
 
-def _fill(store: Store, tenant_id: str, tmp: str, header: dict, unpacker: msgpack.Unpacker, path: str,
+def _fill(tmp: str, tenant_id: str, opts: StoreOptions, header: dict, unpacker: msgpack.Unpacker, path: str,
           progress: Progress | None) -> None:
     """Validate and write every record into the new shard in ``tmp``, then build its index."""
-    dim, metric, count = header["dim"], header["metric"], header["count"]
+    count = header["count"]
     seen: set[str] = set()
     label = 0
     last_write: float | None = None
-    with _open_files(tmp, tenant_id, write=True, map_size=store.options.map_size) as f:
+    with open_raw(tmp, tenant_id, write=True, map_size=opts.map_size) as f:
         while label < count:
             batch = []
             for _ in range(min(_BATCH, count - label)):
@@ -332,43 +330,51 @@ def _fill(store: Store, tenant_id: str, tmp: str, header: dict, unpacker: msgpac
                     batch.append(next(unpacker))
                 except StopIteration:
                     raise CorruptExport(f"{path!r}: {label + len(batch)} records, the header says {count}") from None
-            rows = _validate(batch, label, dim, metric, seen, path)
+            rows = _validate(batch, label, header["dim"], header["metric"], seen, path)
             _write_batch(f, label, rows)
             label += len(rows)
             stamp = max(r[4] for r in rows)
             last_write = stamp if last_write is None else max(last_write, stamp)
             if progress is not None:
                 progress(label, count)
-        wm = []
-        for i in range(header["wm_count"]):
-            try:
-                entry = next(unpacker)
-            except StopIteration:
-                raise CorruptExport(f"{path!r}: {i} working memory entries, the header says {header['wm_count']}") from None
-            if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, bytes) and x for x in entry)):
-                raise CorruptExport(f"{path!r}: working memory entry {i} is malformed")
-            wm.append(entry)
-        kind = "hnsw" if count > store.options.hnsw_threshold else "exact"
+        side = {name: _side_entries(unpacker, name, header[f"{name}_count"], path) for name in SIDE_DBS}
+        kind = "hnsw" if count > opts.hnsw_threshold else "exact"
+        dbs = f.dbs.side()  # a writable environment has every side table
 
         def finish(txn: lmdb.Transaction[bytes]) -> None:
-            for k, v in wm:
-                txn.put(k, v, db=f.dbs["wm"])
-            meta = f.dbs["meta"]
+            for name, entries in side.items():
+                for k, v in entries:
+                    txn.put(k, v, db=dbs[name])
             for key, value in ((b"seq", 1 if count else 0), (b"next_label", count), (b"kind", kind),
                                (b"last_write", last_write)):
-                txn.put(key, packb(value), db=meta)
+                txn.put(key, packb(value), db=f.dbs.meta)
 
         _write(f, finish)
         f.env.sync(True)
     if kind == "hnsw":
-        shard = _open_unloaded(tmp, tenant_id, store.options, readonly=False)
+        shard = Shard.open(tmp, tenant_id, opts, False, load_index=False)
         try:
-            with shard.read_txn() as txn:
-                shard._rebuild_index(txn)
-            shard._dirty = True
+            shard.rebuild_index()
             shard.flush()
         finally:
-            _close_unloaded(shard)
+            shard.close()
+
+
+def _side_entries(unpacker: msgpack.Unpacker, name: str, n: int, path: str) -> list[list[bytes]]:
+    """The ``n`` entries of side table ``name`` that come next, each ``[key, value]`` as
+    stored (the value with its CRC32, checked)."""
+    entries = []
+    for i in range(n):
+        try:
+            entry = next(unpacker)
+        except StopIteration:
+            raise CorruptExport(f"{path!r}: {i} {name} entries, the header says {n}") from None
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, bytes) and x for x in entry)):
+            raise CorruptExport(f"{path!r}: {name} entry {i} is malformed")
+        if not intact(entry[1]):
+            raise CorruptExport(f"{path!r}: {name} entry {entry[0]!r} fails its CRC32")
+        entries.append(entry)
+    return entries
 
 
 def _validate(batch: list, first: int, dim: int, metric: str, seen: set[str], path: str) -> list[list]:
@@ -400,12 +406,12 @@ def _validate(batch: list, first: int, dim: int, metric: str, seen: set[str], pa
     return [[ids[i], metas[i], docs[i], float(batch[i][3]), float(batch[i][4]), vecs[i]] for i in range(len(batch))]
 
 
-def _write(f: Any, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
+def _write(f: RawEnv, body: Callable[[lmdb.Transaction[bytes]], None]) -> None:
     write_txn(f.env, body, "import")
 
 
-def _write_batch(f: Any, first: int, rows: list[list]) -> None:
-    ids, recs, vecs = f.dbs["ids"], f.dbs["recs"], f.dbs["vecs"]
+def _write_batch(f: RawEnv, first: int, rows: list[list]) -> None:
+    ids, recs, vecs = f.dbs.ids, f.dbs.recs, f.dbs.vecs
 
     def body(txn: lmdb.Transaction[bytes]) -> None:
         for i, (rid, meta, doc, created, updated, vec) in enumerate(rows):

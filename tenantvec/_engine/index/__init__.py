@@ -7,6 +7,7 @@ Euclidean. Labels are the shard's int64 record labels; ids live above this layer
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import numpy as np
@@ -14,7 +15,42 @@ import numpy as np
 from .exact import ExactIndex, distances, prepare_query
 from .hnsw import HnswIndex
 
-__all__ = ["VectorIndex", "ExactIndex", "HnswIndex", "distances", "prepare_query"]
+__all__ = ["VectorIndex", "ExactIndex", "HnswIndex", "build_index", "distances", "prepare_query"]
+
+log = logging.getLogger("tenantvec")
+
+
+def build_index(kind: str, dim: int, metric: str, labels: np.ndarray, mat: np.ndarray, *, m: int,
+                ef_construction: int, ef: int, tenant: str) -> ExactIndex | HnswIndex:
+    """A new index of ``kind`` ("exact" or "hnsw") holding the rows ``mat`` under
+    ``labels``, every core adding them. A new HNSW graph gets the records it left
+    unreachable re-inserted (see :mod:`.graph`); those that stay so are logged, naming
+    ``tenant``."""
+    index: ExactIndex | HnswIndex
+    if kind == "hnsw":
+        index = HnswIndex(dim, metric, m=m, ef_construction=ef_construction, ef=ef, capacity=max(len(labels), 1024))
+    else:
+        index = ExactIndex(dim, metric, capacity=max(len(labels), 64))
+    if len(labels):
+        index.add(labels, mat, num_threads=-1)
+        if isinstance(index, HnswIndex):
+            _link_unreachable(index, labels, mat, tenant)
+    return index
+
+
+def _link_unreachable(index: HnswIndex, labels: np.ndarray, mat: np.ndarray, tenant: str) -> None:
+    """Re-insert the records a new graph left unreachable."""
+    try:
+        lost = index.link_unreachable(labels, mat)
+    except OSError as exc:  # the links are read from a temporary copy of the index
+        log.warning("tenant %r: could not check the new HNSW graph for unreachable records: %s", tenant, exc)
+        return
+    if len(lost):
+        log.warning(
+            "tenant %r: %d records stay unreachable in the new HNSW graph (labels %s): only "
+            "get() and queries with k >= the record count return them",
+            tenant, len(lost), lost[:5].tolist(),
+        )
 
 
 class VectorIndex(Protocol):

@@ -19,7 +19,7 @@ log = logging.getLogger("tenantvec")
 
 # hnswlib allocates 65,536 label-operation mutexes per index (~2.5 MiB), plus one
 # mutex, one level byte-count, one link-list pointer and a hash-map slot per element.
-_FIXED_BYTES = 65536 * 40
+HNSW_FIXED_BYTES = 65536 * 40
 _PER_ELEMENT_OVERHEAD = 40 + 4 + 8 + 48 + 2
 # Unfiltered neighbours fetched per wanted hit, relative to the filter's selectivity.
 _OVERSAMPLE = 2.0
@@ -29,7 +29,7 @@ def hnsw_memory_estimate(dim: int, m: int, capacity: int) -> int:
     """Resident bytes of an hnswlib index with ``capacity`` slots (measured layout)."""
     level0 = (2 * m) * 4 + 4 + dim * 4 + 8
     upper = ((m * 4 + 4) * capacity) // max(m - 1, 1)
-    return _FIXED_BYTES + capacity * (level0 + _PER_ELEMENT_OVERHEAD) + upper
+    return HNSW_FIXED_BYTES + capacity * (level0 + _PER_ELEMENT_OVERHEAD) + upper
 
 
 class HnswIndex:

@@ -1,0 +1,259 @@
+"""Public facade: :class:`Tenant`, one tenant's API (a capability for exactly one shard).
+
+Every call pins the tenant's shard in the store's shard manager for its duration
+(:class:`_Call`) and turns raw storage errors into :class:`~tenantvec.TenantVecError`\\ s
+at the engine boundary (:func:`storage_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from .errors import TenantNotFound
+
+if TYPE_CHECKING:
+    from ._engine.compact import CompactReport
+    from ._engine.manager import ShardManager
+    from ._engine.shard import Shard
+    from ._engine.txn import WriteTxn
+    from ._store import Store
+    from ._types import Hit, QueryPlan, Record, TenantInfo
+
+#: A ``where`` filter (see :mod:`tenantvec._filters`).
+Where = dict[str, Any]
+
+
+def storage_error(exc: BaseException, what: str, path: str) -> BaseException:
+    """The :class:`~tenantvec.TenantVecError` for a raw storage error (``exc`` itself when
+    there is nothing to translate): :func:`tenantvec._engine.storage.storage_error`,
+    imported only when an error occurs (importing the facade loads no storage library)."""
+    from ._engine.storage import storage_error as translate
+
+    return translate(exc, what, path)
+
+
+class Tenant:
+    """One tenant's memory. Obtain it from :meth:`Store.tenant` or :meth:`Store.create_tenant`.
+
+    A handle is bound to one incarnation of the tenant: if the tenant is dropped (and
+    perhaps re-created), calls raise :class:`TenantNotFound`.
+    """
+
+    __slots__ = ("_id", "_manager", "_store", "_uuid")
+
+    def __init__(self, store: Store, tenant_id: str, incarnation: str) -> None:
+        self._store = store
+        self._manager: ShardManager = store.manager
+        self._id = tenant_id
+        self._uuid = incarnation
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    def __repr__(self) -> str:
+        return f"<tenantvec.Tenant {self._id!r}>"
+
+    def _pin(self) -> Shard:
+        store = self._store
+        store.check_open()
+        try:
+            shard = self._manager.pin(self._id)
+        except TenantNotFound:
+            raise self._dropped() from None
+        except Exception as exc:  # the path is computed only here: pins are the hot path
+            err = storage_error(exc, f"tenant {self._id!r}", str(store.tenant_path(self._id)))
+            if err is exc:
+                raise
+            raise err from exc
+        if shard.uuid != self._uuid:
+            self._manager.unpin(shard)
+            raise self._dropped()
+        return shard  # a deactivated tenant is refused by the shard, under its lock
+
+    def _dropped(self) -> TenantNotFound:
+        return TenantNotFound(f"tenant {self._id!r} was dropped; this handle refers to the old tenant",
+                              tenant=self._id, path=str(self._store.tenant_path(self._id)))
+
+    def _call(self, *, wrote: bool = False) -> _Call:
+        """``with self._call() as shard:`` pins this tenant's shard for one call, unpins
+        it after, and turns raw storage errors into :class:`TenantVecError`\\ s."""
+        return _Call(self._manager, self._pin(), wrote)
+
+    def add(
+        self,
+        vectors: Any,
+        ids: Sequence[str] | None = None,
+        documents: Sequence[str | None] | None = None,
+        metadata: Sequence[dict[str, Any] | None] | dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Add new records; returns their ids (generated uuid4 hex where ``ids`` is None).
+
+        The call returns only after its LMDB transaction committed.
+
+        :raises DuplicateId: an id exists already or appears twice in the call.
+        :raises InvalidVector, DimensionMismatch: malformed vectors.
+        :raises InvalidArgument: malformed ids, documents or metadata.
+        """
+        with self._call(wrote=True) as shard:
+            return shard.put(vectors, ids, documents, metadata, upsert=False)
+
+    def upsert(
+        self,
+        vectors: Any,
+        ids: Sequence[str],
+        documents: Sequence[str | None] | None = None,
+        metadata: Sequence[dict[str, Any] | None] | dict[str, Any] | None = None,
+    ) -> list[str]:
+        """Insert or wholly replace records (vector, metadata, document); ``created_at`` is kept."""
+        from ._engine import compact as _compact
+
+        with self._call(wrote=True) as shard:
+            out = shard.put(vectors, ids, documents, metadata, upsert=True)
+            _compact.maybe_compact(shard)
+            return out
+
+    # One vector gives a list of hits, a batch a list per query vector. A numpy array's
+    # dimensionality is unknown to type checkers, so arrays give ``list[Any]``.
+    @overload
+    def query(self, vector: Sequence[float], k: int = 10, where: Where | None = None, *,
+              explain: Literal[False] = False) -> list[Hit]: ...
+    @overload
+    def query(self, vector: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *,
+              explain: Literal[False] = False) -> list[list[Hit]]: ...
+    @overload
+    def query(self, vector: Any, k: int = 10, where: Where | None = None, *,
+              explain: Literal[False] = False) -> list[Any]: ...
+    @overload
+    def query(self, vector: Sequence[float], k: int = 10, where: Where | None = None, *,
+              explain: Literal[True]) -> tuple[list[Hit], QueryPlan]: ...
+    @overload
+    def query(self, vector: Sequence[Sequence[float]], k: int = 10, where: Where | None = None, *,
+              explain: Literal[True]) -> tuple[list[list[Hit]], QueryPlan]: ...
+    @overload
+    def query(self, vector: Any, k: int = 10, where: Where | None = None, *,
+              explain: Literal[True]) -> tuple[list[Any], QueryPlan]: ...
+    @overload
+    def query(self, vector: Any, k: int = 10, where: Where | None = None, *, explain: bool) -> Any: ...
+
+    def query(self, vector: Any, k: int = 10, where: Where | None = None, *, explain: bool = False) -> Any:
+        """The ``k`` nearest records (matching ``where``), nearest first.
+
+        A 1-D vector gives ``list[Hit]``; a 2-D array gives ``list[list[Hit]]``. Returns
+        ``min(k, matching records)`` hits. With ``explain=True`` returns ``(hits, plan)``.
+
+        :raises InvalidVector, DimensionMismatch: malformed query vector.
+        :raises InvalidFilter: malformed ``where`` (nothing is searched).
+        :raises InvalidArgument: ``k`` is not a positive integer.
+        """
+        with self._call() as shard:
+            rows, single, plan = shard.query(vector, k, where, explain=explain)
+        hits: list[Hit] | list[list[Hit]] = rows[0] if single else rows
+        return (hits, plan) if explain else hits
+
+    def get(
+        self,
+        ids: Sequence[str] | None = None,
+        where: Where | None = None,
+        limit: int | None = None,
+        *,
+        offset: int = 0,
+        include_vectors: bool = False,
+    ) -> list[Record]:
+        """Records by id (in the order asked; unknown ids skipped) and/or by ``where``.
+
+        Without ids, records come in insertion order (an upsert moves a record to the
+        end), so ``offset``/``limit`` page deterministically.
+        """
+        with self._call() as shard:
+            return shard.get(ids, where, limit, offset, include_vectors)
+
+    def delete(self, ids: Sequence[str] | None = None, where: Where | None = None) -> int:
+        """Delete records by id and/or ``where``; returns the number deleted.
+
+        When tombstones then pass the store's ``compact_threshold``, the tenant is
+        compacted before the call returns (queries keep being served meanwhile).
+
+        :raises InvalidArgument: neither ``ids`` nor ``where`` given (``where={}`` deletes all).
+        """
+        from ._engine import compact as _compact
+
+        with self._call(wrote=True) as shard:
+            n = shard.delete(ids, where)
+            _compact.maybe_compact(shard)
+            return n
+
+    def count(self, where: Where | None = None) -> int:
+        """Number of live records (matching ``where`` when given)."""
+        with self._call() as shard:
+            return shard.count(where)
+
+    def info(self) -> TenantInfo:
+        """Count, dim, metric, state, index kind, tombstones, bytes on disk and memory."""
+        with self._call() as shard:
+            return shard.info("hot" if shard.active else "inactive")
+
+    def flush(self) -> bool:
+        """Write this tenant's index snapshot now if it is behind; returns whether it wrote."""
+        with self._call() as shard:
+            return shard.flush()
+
+    def compact(self) -> CompactReport:
+        """Rebuild the index without tombstones and rewrite the LMDB environment compactly.
+
+        Keeps serving queries and writes while the new index is built from an LMDB
+        snapshot; only the catch-up and the file swap block writers briefly. A tenant at or
+        below ``hnsw_threshold`` records switches back to the exact index. Returns disk
+        and memory before and after.
+
+        :raises ReadOnlyStore: the store is read-only.
+        """
+        from ._engine import compact as _compact
+
+        self._store.check_writable(f"compact tenant {self._id!r}")
+        with self._call(wrote=True) as shard:
+            report = _compact.compact_shard(shard)
+        assert report is not None  # compact_shard waits for a running compaction
+        return report
+
+    @contextmanager
+    def transaction(self) -> Iterator[WriteTxn]:
+        """One atomic write transaction over this tenant's records and side tables (the
+        hook the memory layer writes through)::
+
+            with tenant.transaction() as tx:
+                tx.add(vectors, ids=["m1"], documents=["..."])
+                tx.side("wm").delete(b"sess-42/note-1")
+
+        Everything done through ``tx`` commits together when the block ends and nothing
+        does when it raises; a step that raises (``DuplicateId``, bad input) rolls back
+        only itself. Reads through ``tx`` see its own writes. The tenant's write lock is
+        held for the whole block: other threads' calls on this tenant wait, and calls on
+        it through this handle from inside the block raise ``TenantVecError``.
+
+        :raises ReadOnlyStore: the store is read-only.
+        """
+        with self._call(wrote=True) as shard, shard.transaction() as tx:
+            yield tx
+
+
+class _Call:
+    """One call's pin on a tenant's shard (see :meth:`Tenant._call`)."""
+
+    __slots__ = ("_manager", "_shard", "_wrote")
+
+    def __init__(self, manager: ShardManager, shard: Shard, wrote: bool) -> None:
+        self._manager, self._shard, self._wrote = manager, shard, wrote
+
+    def __enter__(self) -> Shard:
+        return self._shard
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        shard = self._shard
+        self._manager.unpin(shard, wrote=self._wrote)
+        if exc is not None:
+            err = storage_error(exc, f"tenant {shard.tenant_id!r}", shard.path)
+            if err is not exc:
+                raise err from exc
