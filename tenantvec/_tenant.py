@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._engine.compact import CompactReport
     from ._engine.manager import ShardManager
     from ._engine.shard import Shard
-    from ._engine.txn import WriteTxn
+    from ._engine.txn import ReadTxn, WriteTxn
     from ._store import Store
     from ._types import Hit, QueryPlan, Record, TenantInfo
 
@@ -237,6 +237,20 @@ class Tenant:
         """
         with self._call(wrote=True) as shard, shard.transaction() as tx:
             yield tx
+
+    @contextmanager
+    def reading(self) -> Iterator[ReadTxn]:
+        """A consistent read-only view of this tenant's records and side tables (one LMDB
+        read transaction) for the body: ``view.get(ids)``, ``view.side("wm").get(key)``,
+        ``view.side(name).items(prefix)``. Like any read call it holds the tenant's lock
+        shared: other readers go on, writes to the tenant wait until the block ends, and
+        calls on it through this handle from inside the block raise ``TenantVecError``.
+        A read-only store can use it.
+
+        :raises TenantInactive: the tenant is deactivated.
+        """
+        with self._call() as shard, shard.view() as view:
+            yield view
 
 
 class _Call:

@@ -384,3 +384,33 @@ def test_import_reads_format_1_exports_and_refuses_damaged_side_entries(tmp_path
         with pytest.raises(tenantvec.errors.CorruptExport, match="audit entry"):
             store.import_tenant("bad", tmp_path / "bad.tvx")
         assert not store.has_tenant("bad")
+
+
+def test_a_read_view_is_consistent_and_sees_side_tables(tmp_path: Path) -> None:
+    with tenantvec.Store(tmp_path / "s", dim=DIM) as store:
+        t = store.create_tenant("acme")
+        with t.transaction() as tx:
+            tx.add(vecs(2, 1), ids=["a", "b"], documents=["A", "B"])
+            tx.side("wm").put(b"s1/k", b"v1")
+        with t.reading() as view:
+            assert [r.document for r in view.get(["b", "zz", "a"])] == ["B", "A"]
+            assert view.side("wm").get(b"s1/k") == b"v1"
+            assert view.side("wm").items(b"s1/") == [(b"s1/k", b"v1")]
+            assert view.side("audit").items() == []
+            with pytest.raises(InvalidArgument, match="'nope'"):
+                view.side("nope")
+            with pytest.raises(TenantVecError, match="holds a read view"), t.transaction():
+                pass  # the write lock would wait for this thread's own view
+            with pytest.raises(TenantVecError, match="holds a read view"):
+                t.count()  # a nested read could wait behind a waiting writer
+        with t.transaction() as tx:
+            with pytest.raises(TenantVecError, match="holds a transaction"), t.reading():
+                pass
+            tx.side("wm").put(b"s1/k", b"v2")
+        with t.reading() as view:
+            assert view.side("wm").get(b"s1/k") == b"v2"
+    tdir = next((tmp_path / "s" / "tenants").iterdir())
+    _drop_audit_table(tdir)
+    with tenantvec.Store(tmp_path / "s", readonly=True) as ro, ro.tenant("acme").reading() as view:
+        assert view.side("wm").get(b"s1/k") == b"v2"
+        assert view.side("audit").items() == []  # an older shard opened read-only: empty

@@ -43,7 +43,7 @@ from .rwlock import RWLock
 from .shardfiles import clear_stale_readers, disk_bytes, install_files, open_env
 from .snapshot import NO_CHECKPOINT, load_snapshot, record_checkpoint, replay, write_snapshot
 from .storage import translated
-from .txn import GrowingTxn, WriteTxn, write_txn
+from .txn import GrowingTxn, ReadTxn, WriteTxn, write_txn
 from .writes import Staged, prepare_delete, prepare_put, stage_delete, stage_put, upgrade_format
 
 log = logging.getLogger("tenantvec")
@@ -67,8 +67,8 @@ class Shard:
     * writes (:meth:`put`, :meth:`delete`, :meth:`transaction`, :meth:`set_active`): the
       steps of :mod:`~.writes` run in one LMDB transaction under the write lock, then
       mirrored into the index, the in-memory records and the payload columns (:meth:`publish`);
-    * reads (:meth:`query`, :meth:`get`, :meth:`count`, :meth:`info`); filters are
-      evaluated on payload columns that ``filters`` (:class:`~.records.Filters`) keeps;
+    * reads (:meth:`query`, :meth:`get`, :meth:`count`, :meth:`info`, :meth:`view`);
+      filters are evaluated on payload columns that ``filters`` (:class:`~.records.Filters`) keeps;
     * read-only shards: follow the writer process (:meth:`follow`, and a catch-up with
       the op log before each call);
     * write index snapshots (:meth:`flush`);
@@ -83,8 +83,8 @@ class Shard:
     2. ``_flush_lock``: one snapshot write at a time.
     3. ``_lock`` (readers/writer): every call holds it shared; writes, transactions (for
        their whole body), snapshot writes, a read-only shard's catch-up and compaction's
-       swap hold it alone. A call that comes from the thread holding a transaction is
-       refused (it would wait for itself).
+       swap hold it alone. A call from a thread that holds a transaction or a read view
+       (``_owners``) is refused: it would wait for itself.
     4. ``long_reads`` (readers/writer): held shared by read transactions that run without
        ``_lock`` (an export, compaction's copy); growing the LMDB map, which happens in a
        write under ``_lock``, takes it alone. A read-only shard reopening its files takes
@@ -115,7 +115,7 @@ class Shard:
         self._flush_lock = threading.Lock()
         self._lock = RWLock()
         self.long_reads = RWLock()
-        self._txn_owner: int | None = None  # thread holding a WriteTxn (see transaction())
+        self._owners: dict[int, str] = {}  # threads holding a transaction or a read view -> which
         # -- files: the environment, its databases, the inode of the data file opened
         #    (compaction replaces the file; a read-only shard then reopens)
         self._closed = False
@@ -384,10 +384,10 @@ class Shard:
             call never runs after ``set_active(False)`` returned), unless ``inactive_ok``.
         :raises TenantNotFound: a read-only shard whose tenant the writer dropped.
         """
+        if self._owners:
+            self.check_not_in_txn()
         if self.readonly:
             self._refresh()
-        elif self._txn_owner is not None:
-            self.check_not_in_txn()
         self._lock.acquire_read()
         if self._closed or not (self.active or inactive_ok):
             self._lock.release_read()
@@ -499,7 +499,8 @@ class Shard:
         self._acquire_write()
         try:
             tx = GrowingTxn(self._env, self.staging, f"tenant {self.tenant_id!r}", self.long_reads, atomic_steps=True)
-            self._txn_owner = threading.get_ident()
+            me = threading.get_ident()
+            self._owners[me] = "a transaction"
             try:
                 yield WriteTxn(self, tx)
                 st = tx.commit()
@@ -507,21 +508,32 @@ class Shard:
                 tx.abort()
                 raise
             finally:
-                self._txn_owner = None
+                del self._owners[me]
             self.publish(st)
         finally:
             self._lock.release_write()
 
-    def check_not_in_txn(self) -> None:
-        """Refuse a call from the thread that holds this shard's transaction (it would
-        wait for its own lock).
+    @contextmanager
+    def view(self) -> Iterator[ReadTxn]:
+        """A read-only view (``txn.ReadTxn``) for the body, under the shared lock."""
+        with self.reading() as txn:
+            me = threading.get_ident()
+            self._owners[me] = "a read view"
+            try:
+                yield ReadTxn(self, txn)
+            finally:
+                del self._owners[me]
 
-        :raises TenantVecError: this thread holds the shard's transaction.
+    def check_not_in_txn(self) -> None:
+        """Refuse a call from the thread that holds this shard's transaction or read view
+        (it would wait for its own lock).
+
+        :raises TenantVecError: this thread holds a transaction or a view on the shard.
         """
-        if self._txn_owner == threading.get_ident():
+        what = self._owners.get(threading.get_ident())
+        if what is not None:
             raise TenantVecError(
-                f"tenant {self.tenant_id!r}: this thread holds a transaction on the tenant; "
-                "use the transaction's methods inside it"
+                f"tenant {self.tenant_id!r}: this thread holds {what} on the tenant; use its methods inside it"
             )
 
     def _acquire_write(self) -> None:

@@ -27,6 +27,7 @@ import lmdb
 from .._types import Record
 from ..errors import InvalidArgument, TenantVecError
 from .checksum import open_side, seal
+from .layout import SIDE_DBS
 from .writes import Staged, prepare_delete, prepare_put, stage_delete, stage_get, stage_put
 
 if TYPE_CHECKING:
@@ -197,24 +198,33 @@ def _check_value(value: object, tenant: str, table: str) -> bytes:
     return bytes(value)
 
 
-class SideTable:
-    """A named side database of one tenant's shard (e.g. ``"wm"``, working memory), seen
-    through a :class:`WriteTxn`: byte keys (1 to 511 bytes) to byte values, sorted by key.
+class _Reader(Protocol):
+    tenant_id: str
+
+    def read(self, fn: Callable[[lmdb.Transaction[bytes]], R]) -> R: ...
+
+
+class SideView:
+    """A named side table of one tenant's shard (``"wm"``: working memory, ``"audit"``)
+    as one transaction sees it: byte keys (1 to 511 bytes) to byte values, sorted by key.
 
     Values are stored with a CRC32 (like records); a damaged one raises ``CorruptShard``.
+    A side table an older shard opened read-only does not have yet reads as empty.
     """
 
     __slots__ = ("_db", "_name", "_tenant", "_tx")
 
-    def __init__(self, tx: WriteTxn, name: str, db: Any) -> None:
+    def __init__(self, tx: _Reader, name: str, db: Any) -> None:
         self._tx = tx
         self._name = name
         self._db = db
         self._tenant = tx.tenant_id
 
     def get(self, key: bytes) -> bytes | None:
-        """The value under ``key`` (this transaction's writes included), or None."""
+        """The value under ``key`` (the transaction's own writes included), or None."""
         k = _check_key(key, self._tenant, self._name)
+        if self._db is None:
+            return None
 
         def read(txn: lmdb.Transaction[bytes]) -> bytes | None:
             raw = txn.get(k, db=self._db)
@@ -222,21 +232,13 @@ class SideTable:
 
         return self._tx.read(read)
 
-    def put(self, key: bytes, value: bytes) -> None:
-        """Set ``key`` to ``value`` (replacing any value)."""
-        k, v = _check_key(key, self._tenant, self._name), seal(_check_value(value, self._tenant, self._name))
-        self._tx.step(lambda txn, _st: txn.put(k, v, db=self._db))
-
-    def delete(self, key: bytes) -> bool:
-        """Remove ``key``; returns whether it was there."""
-        k = _check_key(key, self._tenant, self._name)
-        return bool(self._tx.step(lambda txn, _st: txn.delete(k, db=self._db)))
-
     def items(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
         """Every (key, value) whose key starts with ``prefix``, in key order."""
         if not isinstance(prefix, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"tenant {self._tenant!r}: side table prefix must be bytes, got {prefix!r}")
         p = bytes(prefix)
+        if self._db is None:
+            return []
 
         def scan(txn: lmdb.Transaction[bytes]) -> list[tuple[bytes, bytes]]:
             cur = txn.cursor(db=self._db)
@@ -250,6 +252,59 @@ class SideTable:
             return out
 
         return self._tx.read(scan)
+
+
+class SideTable(SideView):
+    """A side table seen through a :class:`WriteTxn`: :class:`SideView` plus writes."""
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, tx: WriteTxn, name: str, db: Any) -> None:
+        super().__init__(tx, name, db)
+        self._writer = tx
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value`` (replacing any value)."""
+        k, v = _check_key(key, self._tenant, self._name), seal(_check_value(value, self._tenant, self._name))
+        self._writer.step(lambda txn, _st: txn.put(k, v, db=self._db))
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; returns whether it was there."""
+        k = _check_key(key, self._tenant, self._name)
+        return bool(self._writer.step(lambda txn, _st: txn.delete(k, db=self._db)))
+
+
+class ReadTxn:
+    """A consistent read-only view of a tenant's records and side tables (one LMDB read
+    transaction), handed out by ``Tenant.reading()`` (``Shard.view``): what it shows does not change
+    while it is open. Like any read call it holds the tenant's lock shared, so other
+    readers go on and writes to the tenant wait until it ends: keep it short.
+    """
+
+    __slots__ = ("_shard", "_txn", "tenant_id")
+
+    def __init__(self, shard: Stager, txn: lmdb.Transaction[bytes]) -> None:
+        self._shard = shard
+        self._txn = txn
+        self.tenant_id = shard.tenant_id
+
+    def read(self, fn: Callable[[lmdb.Transaction[bytes]], R]) -> R:
+        """Run a read in the view's transaction."""
+        return fn(self._txn)
+
+    def get(self, ids: object, include_vectors: bool = False) -> list[Record]:
+        """Records by id (in the order asked, unknown ids skipped)."""
+        shard = self._shard
+        return stage_get(self._txn, shard.databases, ids, include_vectors, shard.tenant_id, shard.dim)
+
+    def side(self, name: str) -> SideView:
+        """The side table ``name`` (see ``tenantvec._engine.layout.SIDE_DBS``).
+
+        :raises InvalidArgument: no side table has that name.
+        """
+        if name not in SIDE_DBS:
+            raise InvalidArgument(f"tenant {self.tenant_id!r}: no side table {name!r} (there are {list(SIDE_DBS)})")
+        return SideView(self, name, self._shard.databases.side().get(name))
 
 
 class WriteTxn:
