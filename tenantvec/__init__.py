@@ -24,6 +24,8 @@ from .errors import (
     CorruptShard,
     DimensionMismatch,
     DuplicateId,
+    EmbedderError,
+    EmbedderMismatch,
     InvalidArgument,
     InvalidFilter,
     InvalidTenantId,
@@ -83,6 +85,8 @@ __all__ = [
     "StorageFull",
     "TenantInactive",
     "StoreClosed",
+    "EmbedderError",
+    "EmbedderMismatch",
 ]
 
 

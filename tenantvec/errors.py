@@ -26,6 +26,8 @@ __all__ = [
     "TenantInactive",
     "StoreClosed",
     "StoreNotFound",
+    "EmbedderError",
+    "EmbedderMismatch",
 ]
 
 
@@ -127,3 +129,22 @@ class StoreClosed(TenantVecError, RuntimeError):
 
 class StoreNotFound(TenantVecError, FileNotFoundError):
     """A read-only open found no store at ``path`` (no ``tenantvec.json``)."""
+
+
+class EmbedderError(TenantVecError):
+    """An embedder failed or returned unusable vectors (wrong shape, NaN), or its model or
+    library is not installed or not available offline; the message says which and how to fix it."""
+
+
+class EmbedderMismatch(TenantVecError, ValueError):
+    """The embedder given is not the one the tenant's texts were embedded with.
+
+    ``stored`` and ``given`` are the two fingerprints, ``(name, dim)``; the message names both.
+    Use the tenant's embedder, or re-embed the tenant with the new one.
+    """
+
+    def __init__(self, *args: object, tenant: str | None = None, path: str | None = None,
+                 stored: tuple[str, int] | None = None, given: tuple[str, int] | None = None) -> None:
+        super().__init__(*args, tenant=tenant, path=path)
+        self.stored = stored
+        self.given = given

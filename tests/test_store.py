@@ -83,6 +83,8 @@ EXPECTED_ALL = [
     "StorageFull",
     "TenantInactive",
     "StoreClosed",
+    "EmbedderError",
+    "EmbedderMismatch",
 ]
 
 DESIGN_ERRORS = [
