@@ -23,7 +23,7 @@ DIM = 4
 
 
 def lmdb_recs(shard) -> dict[int, bytes]:
-    with shard._env.begin(db=shard._recs) as txn:
+    with shard._env.begin(db=shard.databases.recs) as txn:
         return {unpack_label(k): bytes(v) for k, v in txn.cursor()}
 
 
@@ -118,7 +118,7 @@ def test_missing_record_is_skipped_not_raised(tmp_path):
         t.add(np.eye(DIM, dtype=np.float32), ids=list("abcd"))
         shard = store._manager.pin("t")
         try:
-            get = hot.getter(shard.read_txn, shard._recs)
+            get = hot.getter(shard.read_txn, shard.databases.recs)
             assert get(0) is not None
             assert get(99) is None
             assert hot.complete
@@ -316,7 +316,7 @@ def test_read_modify_write_of_non_ascii_hits_keeps_the_count_exact(tmp_path):
         shard = store._manager.pin("t")
         try:
             hot = shard._hot
-            with shard._env.begin(db=shard._recs) as txn:
+            with shard._env.begin(db=shard.databases.recs) as txn:
                 fresh = sum(stored_bytes(decode(bytes(v))) for _, v in txn.cursor())
             assert hot.nbytes == fresh > 0
             assert store.stats().memory_bytes == shard.memory_bytes

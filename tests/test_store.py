@@ -346,7 +346,7 @@ def test_hnsw_index_holds_the_stored_vectors_after_the_switch(root, metric):
         shard = store._manager.hot()["t"]
         recs = t.get(include_vectors=True)
         with shard._env.begin() as txn:
-            labels = [unpack_label(txn.get(r.id.encode(), db=shard._ids)[:8]) for r in recs]  # label + CRC32
+            labels = [unpack_label(txn.get(r.id.encode(), db=shard.databases.ids)[:8]) for r in recs]  # label + CRC32
         held = shard.index.get_vectors(np.asarray(labels))
         stored = np.stack([r.vector for r in recs])
         if metric == "cosine":  # hnswlib keeps cosine vectors normalised

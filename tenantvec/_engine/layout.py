@@ -257,6 +257,24 @@ def examine_meta(
     ), []
 
 
+#: ``meta_value``'s default: the value must be there.
+REQUIRED: Any = object()
+
+
+def meta_value(txn: lmdb.Transaction[bytes], db: lmdb._Database, key: bytes, default: Any = REQUIRED, *,
+               tenant_id: str = "", path: str = "") -> Any:
+    """Metadata value ``key`` as ``txn`` sees it, decoded; ``default`` when absent.
+
+    :raises CorruptShard: absent, and no default was given.
+    """
+    raw = txn.get(key, db=db)
+    if raw is None:
+        if default is REQUIRED:
+            raise CorruptShard(f"tenant {tenant_id!r}: shard metadata {key.decode()!r} is missing in {path}")
+        return default
+    return unpackb(raw)
+
+
 def read_meta(txn: lmdb.Transaction[bytes], db: lmdb._Database, tenant_id: str, path: str) -> ShardMeta:
     """A shard's checked metadata (see :func:`examine_meta`).
 

@@ -32,10 +32,10 @@ from .._ids import check_record_ids
 from .._options import StoreOptions
 from .._types import Hit, QueryPlan, Record, TenantInfo
 from .._validate import check_k, check_vectors
-from ..errors import CorruptShard, InvalidArgument, ReadOnlyStore, StoreClosed, TenantInactive, TenantNotFound, TenantVecError
+from ..errors import InvalidArgument, ReadOnlyStore, StoreClosed, TenantInactive, TenantNotFound, TenantVecError
 from .hotrecs import HotRecords
 from .index import ExactIndex, HnswIndex, build_index
-from .layout import DATA_FILE, Databases, open_databases, pack_label, packb, read_meta, unpackb
+from .layout import DATA_FILE, REQUIRED, Databases, meta_value, open_databases, pack_label, packb, read_meta
 from .payload import PayloadIndex
 from .planner import Matching, plan_query
 from .records import Compiled, Filters, all_vectors, by_ids, compile_where, label_changes, ops_since, stored_vectors, to_record
@@ -53,8 +53,6 @@ R = TypeVar("R")
 
 #: Searches a read-only query makes at most while the writer deletes records under it.
 _STALE_RETRIES = 3
-#: Metadata a caller must find (see :meth:`Shard.meta`).
-_REQUIRED: Any = object()
 
 
 class Shard:
@@ -122,7 +120,6 @@ class Shard:
         self._env = env
         self._data_ino = data_ino
         self._dbs = dbs = open_databases(env, tenant_id, path)
-        self._meta, self._ids, self._recs, self._vecs, self._oplog = dbs.meta, dbs.ids, dbs.recs, dbs.vecs, dbs.oplog
         self._side: dict[str, Any] = dbs.side()  # side table name -> LMDB handle
         # -- metadata, as read by _load_meta (and kept current by writes)
         self.uuid = ""
@@ -177,7 +174,6 @@ class Shard:
             self._env, self._data_ino = open_env(self.path, self.tenant_id, self.opts, self.readonly)
             try:
                 self._dbs = dbs = open_databases(self._env, self.tenant_id, self.path)
-                self._meta, self._ids, self._recs, self._vecs, self._oplog = dbs.meta, dbs.ids, dbs.recs, dbs.vecs, dbs.oplog
                 self._side = dbs.side()
                 with self.read_txn() as txn:
                     self._load_meta(txn)
@@ -229,15 +225,9 @@ class Shard:
         except FileNotFoundError:
             return True
 
-    def meta(self, txn: lmdb.Transaction[bytes], key: bytes, default: Any = _REQUIRED) -> Any:
-        """Metadata value ``key`` (see :mod:`~.layout`) as ``txn`` sees it; ``default``
-        when absent. :raises CorruptShard: absent, and no default was given."""
-        raw = txn.get(key, db=self._meta)
-        if raw is None:
-            if default is _REQUIRED:
-                raise CorruptShard(f"tenant {self.tenant_id!r}: shard metadata {key.decode()!r} is missing in {self.path}")
-            return default
-        return unpackb(raw)
+    def meta(self, txn: lmdb.Transaction[bytes], key: bytes, default: Any = REQUIRED) -> Any:
+        """Metadata value ``key`` as ``txn`` sees it (:func:`~.layout.meta_value`)."""
+        return meta_value(txn, self._dbs.meta, key, default, tenant_id=self.tenant_id, path=self.path)
 
     def _load_meta(self, txn: lmdb.Transaction[bytes]) -> None:
         """Read the metadata (checked: :func:`~.layout.read_meta`) into the shard's state.
@@ -245,7 +235,7 @@ class Shard:
         :raises CorruptShard: another tenant's shard, an unsupported or unsealed format,
             missing or malformed values.
         """
-        meta = read_meta(txn, self._meta, self.tenant_id, self.path)
+        meta = read_meta(txn, self._dbs.meta, self.tenant_id, self.path)
         self.uuid, self.dim, self.metric, self.kind = meta.uuid, meta.dim, meta.metric, meta.kind
         self._seq, self._next_label = meta.seq, meta.next_label
         self.active, self._last_write = meta.active, meta.last_write
@@ -259,13 +249,13 @@ class Shard:
 
     def read_vectors(self, txn: lmdb.Transaction[bytes], labels: np.ndarray | list[int]) -> np.ndarray:
         """The stored vectors of ``labels`` (live records) as ``(n, dim)`` float32, checked."""
-        get, db = txn.get, self._vecs
+        get, db = txn.get, self._dbs.vecs
         raws = [get(pack_label(lab), db=db) or b"" for lab in np.asarray(labels).tolist()]
         return self._vectors(txn, labels, raws)
 
     def _vectors(self, txn: lmdb.Transaction[bytes], labels: np.ndarray | list[int], raws: list[bytes]) -> np.ndarray:
         """Stored vector values of ``labels``, checked (see :func:`~.records.stored_vectors`)."""
-        return stored_vectors(txn, self._recs, self.tenant_id, self.dim, labels, raws)
+        return stored_vectors(txn, self._dbs.recs, self.tenant_id, self.dim, labels, raws)
 
     def build_index(self, kind: str, labels: np.ndarray, mat: np.ndarray) -> ExactIndex | HnswIndex:
         """A new index of ``kind`` ("exact" or "hnsw") holding ``mat`` under ``labels``,
@@ -300,7 +290,7 @@ class Shard:
             self._rebuild_index(txn)
             self._dirty = False
             return None
-        got = load_snapshot(self.path, self.meta(txn, b"ckpt", None), self._seq, txn, self._oplog, self._open_snapshot)
+        got = load_snapshot(self.path, self.meta(txn, b"ckpt", None), self._seq, txn, self._dbs.oplog, self._open_snapshot)
         if isinstance(got, str):
             if not heal and got is not NO_CHECKPOINT:
                 return got
@@ -555,20 +545,20 @@ class Shard:
 
     def filter_mask(self, txn: lmdb.Transaction[bytes], compiled: Compiled) -> np.ndarray:
         """Boolean mask over labels (length > every label) of live records matching."""
-        return self.filters.mask(txn, self._recs, self.payload(txn), compiled, self._next_label)
+        return self.filters.mask(txn, self._dbs.recs, self.payload(txn), compiled, self._next_label)
 
     def matching(self, txn: lmdb.Transaction[bytes], compiled: Compiled | None) -> Iterator[tuple[bytes, list]]:
         """(label bytes, record) of each record matching ``compiled`` (None: every record), label order."""
-        return self.filters.matching(txn, self._recs, None if compiled is None else self.filter_mask(txn, compiled))
+        return self.filters.matching(txn, self._dbs.recs, None if compiled is None else self.filter_mask(txn, compiled))
 
     def _recs_count(self, txn: lmdb.Transaction[bytes]) -> int:
-        return txn.stat(self._ids)["entries"]
+        return txn.stat(self._dbs.ids)["entries"]
 
     def set_active(self, active: bool) -> None:
         """Persist the tenant's active flag."""
         self._check_writable()
         with self._lock.write():
-            self._write(lambda txn: txn.put(b"active", packb(bool(active)), db=self._meta))
+            self._write(lambda txn: txn.put(b"active", packb(bool(active)), db=self._dbs.meta))
             self.active = bool(active)
 
     # ------------------------------------------------------------------ reads
@@ -605,7 +595,7 @@ class Shard:
             hot = self._hot
             before = hot.nbytes
             try:
-                get = hot.getter(self.read_txn, self._recs)
+                get = hot.getter(self.read_txn, self._dbs.recs)
                 out = [hot.hits(get, labels, dists) for labels, dists in rows]
             finally:
                 if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)
@@ -632,7 +622,7 @@ class Shard:
                 matches = (self.matching(txn, compiled) if id_list is None
                            else by_ids(txn, self._dbs, tid, id_list, compiled[1] if compiled else None))
                 page = islice(matches, offset, None if limit is None else offset + limit)
-                return [to_record(txn, self._vecs, lb, rec, tid, self.dim, include_vectors) for lb, rec in page]
+                return [to_record(txn, self._dbs.vecs, lb, rec, tid, self.dim, include_vectors) for lb, rec in page]
         finally:
             self._lock.release_read()
 

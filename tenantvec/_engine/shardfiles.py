@@ -33,9 +33,9 @@ from .layout import (
     LOCK_FILE,
     Databases,
     initial_meta,
+    meta_value,
     open_databases,
     packb,
-    unpackb,
 )
 from .lmdbfile import check_data_file
 from .storage import MAX_READERS, new_env, reserve_lock_file, storage_error, translated
@@ -183,8 +183,7 @@ class RawEnv:
 
     def get_meta(self, txn: lmdb.Transaction[bytes], key: bytes, default: Any = None) -> Any:
         """A metadata value, decoded; ``default`` when absent."""
-        raw = txn.get(key, db=self.dbs.meta)
-        return default if raw is None else unpackb(raw)
+        return meta_value(txn, self.dbs.meta, key, default)
 
 
 @contextmanager
