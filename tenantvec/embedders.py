@@ -45,6 +45,7 @@ import logging
 import re
 import time
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -193,7 +194,7 @@ def _package_dir(package: str, extra: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-class _Backend:
+class _Backend(ABC):
     """Input and output checks shared by tenantvec's embedders; subclasses set ``name`` and
     ``dim`` and implement :meth:`_embed`."""
 
@@ -222,9 +223,9 @@ class _Backend:
         query = _check_text(text, "the query")
         return _checked_output(self._embed_queries([query]), 1, self.dim, self.name)[0]
 
+    @abstractmethod
     def _embed(self, texts: list[str]) -> object:
         """Vectors of checked document texts, as anything :func:`_checked_output` accepts."""
-        raise NotImplementedError
 
     def _embed_queries(self, texts: list[str]) -> object:
         """Vectors of checked query texts; models that embed both alike keep this."""
