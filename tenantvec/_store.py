@@ -390,22 +390,25 @@ class Store:
         log.info("dropped tenant %r", tenant_id)
 
     def _set_active(self, tenant_id: str, active: bool) -> None:
+        """Persist a tenant's active flag with its audit entry (``activate``/``deactivate``),
+        in one transaction."""
         self.check_open()
         check_tenant_id(tenant_id)
         self.check_writable("change a tenant's active state")
         shard = self._pin(tenant_id)
         try:
             with translated(f"tenant {tenant_id!r}", shard.path):
-                shard.set_active(active)
+                shard.lifecycle("activate" if active else "deactivate", active=active)
         finally:
             self._manager.unpin(shard)
 
     def deactivate(self, tenant_id: str) -> None:
-        """Make a tenant refuse calls with :class:`TenantInactive` until :meth:`activate`."""
+        """Make a tenant refuse calls with :class:`TenantInactive` until :meth:`activate`
+        (recorded in its audit log)."""
         self._set_active(tenant_id, False)
 
     def activate(self, tenant_id: str) -> None:
-        """Re-enable a tenant deactivated with :meth:`deactivate`."""
+        """Re-enable a tenant deactivated with :meth:`deactivate` (recorded in its audit log)."""
         self._set_active(tenant_id, True)
 
     # ------------------------------------------------------------------ store-wide

@@ -238,6 +238,40 @@ class Tenant:
         with self._call(wrote=True) as shard, shard.transaction() as tx:
             yield tx
 
+    def wm_write(self, ops: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Apply puts (``(key, value)``) and deletes (``(key, None)``) to this tenant's
+        working memory (side table ``"wm"``) atomically, in microseconds::
+
+            tenant.wm_write([(b"sess-42/goal", b"ship it"), (b"sess-42/draft", None)])
+
+        The batch is appended to the tenant's working memory journal without an fsync: it
+        survives a process kill (all of it or none of it), not a power loss, and is folded
+        into LMDB by the next transaction, flush or close. Transactions order after it:
+        ``tx.side("wm")`` sees it. Keys are bytes of 1 to 511 bytes, values bytes.
+
+        :raises InvalidArgument: a malformed batch (checked before anything is written).
+        :raises ReadOnlyStore: the store is read-only.
+        :raises TenantInactive: the tenant is deactivated.
+        """
+        with self._call(wrote=False) as shard:  # the shard flags its memory when working memory grew
+            shard.wm_write(ops)
+
+    def wm_get(self, key: bytes) -> bytes | None:
+        """The working memory value under ``key`` (journaled writes included), or None.
+
+        :raises InvalidArgument: ``key`` is not 1 to 511 bytes.
+        """
+        with self._call() as shard:
+            return shard.wm_read(lambda wm: wm.get(key))
+
+    def wm_items(self, prefix: bytes = b"") -> list[tuple[bytes, bytes]]:
+        """Every working memory ``(key, value)`` whose key starts with ``prefix``, sorted by key.
+
+        :raises InvalidArgument: ``prefix`` is not bytes.
+        """
+        with self._call() as shard:
+            return shard.wm_read(lambda wm: wm.items(prefix))
+
     @contextmanager
     def reading(self) -> Iterator[ReadTxn]:
         """A consistent read-only view of this tenant's records and side tables (one LMDB

@@ -198,3 +198,17 @@ def check_k(k: object) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise InvalidArgument(f"k must be a positive integer, got {k!r}")
     return int(k)
+
+
+def check_page(limit: object, offset: object, tenant: str) -> tuple[int, int | None]:
+    """A page of ``limit`` (None: all) items after the first ``offset``, as ``islice``
+    bounds ``(start, stop)``.
+
+    :raises InvalidArgument: ``limit`` is not a non-negative integer or None, or ``offset``
+        not a non-negative integer.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidArgument(f"tenant {tenant!r}: limit must be a non-negative integer or None, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidArgument(f"tenant {tenant!r}: offset must be a non-negative integer, got {offset!r}")
+    return offset, None if limit is None else offset + limit

@@ -411,7 +411,7 @@ def test_export_import_round_trip(tmp_path: Path) -> None:
         assert t2.count(where={"kind": "x"}) == t.count(where={"kind": "x"})
         with t2.transaction() as tx:
             assert tx.side("wm").items() == [(b"session-1/item", packb({"scratch": 1}))]
-            assert tx.side("audit").items() == [(b"\x00" * 8, b"entry 0")]
+            assert tx.side("audit").items(b"\x00") == [(b"\x00" * 8, b"entry 0")]
         assert store.verify("copy").ok
         with pytest.raises(tenantvec.TenantExists):
             store.import_tenant("copy", tmp_path / "src.tvx")

@@ -12,15 +12,16 @@ then). The op log is not copied: the new snapshot covers every operation.
 Phase 2 holds the shard's lock alone (``Shard.locked``): it finds the writes made since
 S by diffing labels (labels are never re-used and an upsert always gives a record a new
 label, see :mod:`tenantvec._engine.layout`), applies them to the new index and the new
-environment, re-copies the small databases (meta, working memory), records the new
-index's checkpoint, and hands the files to ``Shard.install``, which renames ``data.mdb``
-and ``index.hnsw`` into place, removes the old ``lock.mdb`` (processes still reading the
-old file keep theirs; readers reopen when they see the file replaced) and reopens. A
+environment, re-copies the small databases (meta, working memory, audit log), records the
+new index's checkpoint and the ``compact`` audit entry (so the entry appears with the
+swap), and hands the files to ``Shard.install``, which renames ``data.mdb`` and
+``index.hnsw`` into place, removes the old ``lock.mdb`` (processes still reading the old
+file keep theirs; readers reopen when they see the file replaced) and reopens. A
 crash at any point leaves either the old or the new files, each consistent: a snapshot
 that does not match is rebuilt on open.
 
 Compaction relies on every write to a shard's databases holding the shard's lock alone
-(as ``put``, ``delete``, transactions and ``set_active`` do): a write that bypassed it
+(as ``put``, ``delete``, transactions and ``lifecycle`` do): a write that bypassed it
 during the swap would land in the old file.
 """
 
@@ -42,6 +43,7 @@ import numpy as np
 from .._fs import MIN_FREE_FOR_ENV, require_free
 from .._options import StoreOptions
 from ..errors import ReadOnlyStore
+from .auditlog import append_lifecycle
 from .capacity import index_memory_bytes, leaf_bytes
 from .checksum import open_record, seal
 from .index import ExactIndex, HnswIndex
@@ -59,6 +61,7 @@ from .layout import (
     unpackb,
 )
 from .manager import ShardManager
+from .records import label_changes
 from .shard import Shard
 from .shardfiles import disk_bytes, file_size, open_checked_env, open_raw, require_shard
 from .snapshot import record_checkpoint, save_snapshot
@@ -232,7 +235,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
         with shard.locked():
             with shard.read_txn() as txn:
                 seq = shard.meta(txn, b"seq")
-                gone, new = shard.label_changes(txn, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
+                gone, new = label_changes(txn, src, labels) if seq != built_seq else (np.empty(0, np.int64),) * 2
                 if len(gone):
                     index.remove(gone)
                 if len(new):
@@ -244,7 +247,7 @@ def _compact(shard: Shard, tmp: str) -> CompactReport:
                 shard.copy_env(tmp)
                 dst = open_checked_env(tmp, tid, map_size=_map_size(shard), sync=False, metasync=False)
                 ddbs = open_databases(dst, tid, tmp)
-                _write(dst, lambda w: _record_index(w, ddbs, index, ckpt))
+                _write(dst, lambda w: _record_index(w, ddbs, index, ckpt, tid))
             dst.sync(True)
             dst.close()
             dst = None
@@ -337,7 +340,7 @@ def _apply_changes(w: lmdb.Transaction[bytes], ddbs: Databases, txn: lmdb.Transa
         w.drop(into, delete=False)
         append = not into.flags().get("dupsort")
         w.cursor(db=into).putmulti(txn.cursor(db=source).iternext(), append=append)
-    _record_index(w, ddbs, index, ckpt)
+    _record_index(w, ddbs, index, ckpt, tenant)
 
 
 def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict[str, Any] | None:
@@ -348,10 +351,12 @@ def _snapshot(tmp: str, index: ExactIndex | HnswIndex, seq: int) -> dict[str, An
 
 
 def _record_index(w: lmdb.Transaction[bytes], ddbs: Databases, index: ExactIndex | HnswIndex,
-                  ckpt: dict[str, Any] | None) -> None:
-    """The new index's kind, and its checkpoint covering every operation (the op log goes)."""
+                  ckpt: dict[str, Any] | None, tenant: str) -> None:
+    """The new index's kind, its checkpoint covering every operation (the op log goes), and
+    the ``compact`` audit entry: in the new files, so the entry appears with the swap."""
     w.put(b"kind", packb(index.kind), db=ddbs.meta)
     record_checkpoint(w, ddbs, ckpt)
+    append_lifecycle(w, ddbs.audit, tenant, "compact", counts={"records": len(index)})
 
 
 def maybe_compact(shard: Shard) -> CompactReport | None:

@@ -2,11 +2,13 @@
 version, the row codec, and the one check of a shard's metadata.
 
 A tenant's directory holds ``data.mdb`` and ``lock.mdb`` (the LMDB environment, the
-source of truth) and ``index.hnsw`` (the HNSW snapshot, derived). Named databases inside
-``data.mdb``::
+source of truth), ``index.hnsw`` (the HNSW snapshot, derived) and ``wm.log`` (the
+working memory journal: writes to ``wm`` not yet folded into LMDB, see
+:mod:`tenantvec._engine.wmlog`). Named databases inside ``data.mdb``::
 
     meta   b"format" b"tenant" b"uuid" b"dim" b"metric" b"kind" b"seq" b"next_label"
-           b"ckpt" b"active" b"created" b"last_write" b"hnsw"     -> msgpack values
+           b"ckpt" b"active" b"created" b"last_write" b"hnsw"
+           b"wm_folded" (the last journal generation folded)       -> msgpack values
     ids    record id (utf-8)            -> label (8-byte big-endian) + CRC32
     recs   label                        -> msgpack [id, metadata, document, created, updated] + CRC32
     vecs   label                        -> float32 vector bytes (as given, not normalised) + CRC32
@@ -42,6 +44,7 @@ from ..errors import CorruptShard, InvalidArgument
 DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
 INDEX_FILE = "index.hnsw"
+JOURNAL_FILE = "wm.log"
 #: Work directories of compactions (tenantvec._engine.compact) inside a shard's directory.
 COMPACT_PREFIX = ".compact-"
 FORMAT_VERSION = 2
@@ -52,9 +55,11 @@ DB_NAMES = ("meta", "ids", "recs", "vecs", "oplog", "wm", "audit")
 SIDE_DBS = ("wm", "audit")
 #: Databases a shard may lack (created by a writer's open, empty for a reader).
 _ADDED_LATER = frozenset({"audit"})
+#: Metadata key of the working memory journal's last folded generation (:mod:`~.wmlog`).
+WM_FOLDED = b"wm_folded"
 #: Metadata every shard has, and metadata that may be absent (with its default).
 REQUIRED_META = (b"format", b"tenant", b"uuid", b"dim", b"metric", b"kind", b"seq", b"next_label", b"hnsw")
-OPTIONAL_META = {b"active": True, b"last_write": None, b"ckpt": None, b"created": None}
+OPTIONAL_META = {b"active": True, b"last_write": None, b"ckpt": None, b"created": None, WM_FOLDED: 0}
 
 # ---------------------------------------------------------------------------- row codec
 _U64 = struct.Struct(">Q")

@@ -31,20 +31,21 @@ import numpy as np
 from .._ids import check_record_ids
 from .._options import StoreOptions
 from .._types import Hit, QueryPlan, Record, TenantInfo
-from .._validate import check_k, check_vectors
+from .._validate import check_k, check_page, check_vectors
 from ..errors import InvalidArgument, ReadOnlyStore, StoreClosed, TenantInactive, TenantNotFound, TenantVecError
 from .hotrecs import HotRecords
 from .index import ExactIndex, HnswIndex, build_index
-from .layout import DATA_FILE, REQUIRED, Databases, meta_value, open_databases, pack_label, packb, read_meta
+from .layout import DATA_FILE, REQUIRED, Databases, meta_value, open_databases, pack_label, read_meta
 from .payload import PayloadIndex
 from .planner import Matching, plan_query
-from .records import Compiled, Filters, all_vectors, by_ids, compile_where, label_changes, ops_since, stored_vectors, to_record
+from .records import Compiled, Filters, all_vectors, by_ids, compile_where, ops_since, stored_vectors, to_record
 from .rwlock import RWLock
 from .shardfiles import clear_stale_readers, disk_bytes, install_files, open_env
 from .snapshot import NO_CHECKPOINT, load_snapshot, record_checkpoint, replay, write_snapshot
 from .storage import translated
 from .txn import GrowingTxn, ReadTxn, WriteTxn, write_txn
-from .writes import Staged, prepare_delete, prepare_put, stage_delete, stage_put, upgrade_format
+from .wmlog import WorkingMemory, WorkingMemoryCalls
+from .writes import Staged, prepare_delete, prepare_put, stage_delete, stage_lifecycle, stage_put, upgrade_format
 
 log = logging.getLogger("tenantvec")
 
@@ -55,21 +56,22 @@ R = TypeVar("R")
 _STALE_RETRIES = 3
 
 
-class Shard:
+class Shard(WorkingMemoryCalls):
     """One tenant's storage: its LMDB environment, vector index and in-memory records.
     Opened by the :class:`~tenantvec._engine.manager.ShardManager`; nothing above it
     touches LMDB or hnswlib. Thread-safe. Its jobs:
 
     * open the files (made by :func:`~.shardfiles.create_shard`) and load the index,
       healing a stale or damaged snapshot (:meth:`open`);
-    * writes (:meth:`put`, :meth:`delete`, :meth:`transaction`, :meth:`set_active`): the
+    * writes (:meth:`put`, :meth:`delete`, :meth:`transaction`, :meth:`lifecycle`): the
       steps of :mod:`~.writes` run in one LMDB transaction under the write lock, then
       mirrored into the index, the in-memory records and the payload columns (:meth:`publish`);
     * reads (:meth:`query`, :meth:`get`, :meth:`count`, :meth:`info`, :meth:`view`);
       filters are evaluated on payload columns that ``filters`` (:class:`~.records.Filters`) keeps;
     * read-only shards: follow the writer process (:meth:`follow`, and a catch-up with
       the op log before each call);
-    * write index snapshots (:meth:`flush`);
+    * write index snapshots (:meth:`flush`), folding journaled working memory into LMDB
+      (``wm_write``/``wm_read``: :class:`~.wmlog.WorkingMemoryCalls`, mixed in);
     * serve maintenance through a few explicit steps: :meth:`reading`,
       :meth:`long_read`, :meth:`locked`, :meth:`install`, :meth:`load_index`,
       :meth:`rebuild_index`.
@@ -139,6 +141,7 @@ class Shard:
         self._dirty = False
         self.filters = Filters(tenant_id)
         self._hot = HotRecords(tenant_id)
+        self._wm = WorkingMemory(path, tenant_id, readonly, dbs, self.read_txn, self._write)  # the "wm" side table
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -158,6 +161,7 @@ class Shard:
                 upgrade_format(self.read_txn, self._write, self._dbs, tenant_id)
             with self.read_txn() as txn:
                 self._load_meta(txn)
+                self._wm.attach(txn)
                 if load_index:
                     self._load_index(txn)
         except BaseException:
@@ -175,6 +179,7 @@ class Shard:
             try:
                 self._dbs = dbs = open_databases(self._env, self.tenant_id, self.path)
                 self._side = dbs.side()
+                self._wm.reset(dbs)
                 with self.read_txn() as txn:
                     self._load_meta(txn)
             except BaseException:
@@ -311,11 +316,6 @@ class Shard:
             self._dirty = True
         return None
 
-    def label_changes(self, txn: lmdb.Transaction[bytes], held: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Labels in ``held`` that LMDB no longer has, and labels LMDB has that ``held``
-        lacks (see :func:`~.records.label_changes`)."""
-        return label_changes(txn, self._dbs, held)
-
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:
         if self._closed:
@@ -350,7 +350,7 @@ class Shard:
                 return  # the caller raises StoreClosed (or TenantNotFound, gone)
             with self.read_txn() as txn:
                 seq = self.meta(txn, b"seq")
-                self.active = self.meta(txn, b"active", True)  # set_active moves no seq
+                self.active = self.meta(txn, b"active", True)  # lifecycle writes move no seq
         if seq == self._loaded_seq:
             return
         with self._lock.write():
@@ -371,7 +371,7 @@ class Shard:
         """Take the read lock for one call (read-only shards catch up first).
 
         :raises TenantInactive: the tenant is deactivated (checked under the lock, so a
-            call never runs after ``set_active(False)`` returned), unless ``inactive_ok``.
+            call never runs after ``lifecycle(..., active=False)`` returned), unless ``inactive_ok``.
         :raises TenantNotFound: a read-only shard whose tenant the writer dropped.
         """
         if self._owners:
@@ -492,13 +492,17 @@ class Shard:
             me = threading.get_ident()
             self._owners[me] = "a transaction"
             try:
-                yield WriteTxn(self, tx)
+                self._wm.begin(tx.run)  # journaled working memory first: the body orders after it
+                wtx = WriteTxn(self, tx)
+                yield wtx
+                self._wm.end(tx.run, "wm" in wtx.sides)
                 st = tx.commit()
             except BaseException:
                 tx.abort()
                 raise
             finally:
                 del self._owners[me]
+            self._wm.committed("wm" in wtx.sides)
             self.publish(st)
         finally:
             self._lock.release_write()
@@ -554,12 +558,12 @@ class Shard:
     def _recs_count(self, txn: lmdb.Transaction[bytes]) -> int:
         return txn.stat(self._dbs.ids)["entries"]
 
-    def set_active(self, active: bool) -> None:
-        """Persist the tenant's active flag."""
+    def lifecycle(self, op: str, counts: dict[str, int] | None = None, *, active: bool | None = None) -> None:
+        """Append lifecycle audit entry ``op``, setting the ``active`` flag when given (the lock alone, active or not)."""
         self._check_writable()
         with self._lock.write():
-            self._write(lambda txn: txn.put(b"active", packb(bool(active)), db=self._dbs.meta))
-            self.active = bool(active)
+            self._write(lambda txn: stage_lifecycle(txn, self._dbs, self.tenant_id, op, counts, active))
+            self.active = self.active if active is None else active
 
     # ------------------------------------------------------------------ reads
     def query(self, queries: object, k: object, where: object = None, *,
@@ -612,19 +616,12 @@ class Shard:
         tid = self.tenant_id
         id_list = check_record_ids(ids, None, tid, unique=False) if ids is not None else None
         compiled = compile_where(where)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-            raise InvalidArgument(f"tenant {tid!r}: limit must be a non-negative integer or None, got {limit!r}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise InvalidArgument(f"tenant {tid!r}: offset must be a non-negative integer, got {offset!r}")
-        self._begin_read()
-        try:
-            with self.read_txn() as txn:
-                matches = (self.matching(txn, compiled) if id_list is None
-                           else by_ids(txn, self._dbs, tid, id_list, compiled[1] if compiled else None))
-                page = islice(matches, offset, None if limit is None else offset + limit)
-                return [to_record(txn, self._dbs.vecs, lb, rec, tid, self.dim, include_vectors) for lb, rec in page]
-        finally:
-            self._lock.release_read()
+        start, stop = check_page(limit, offset, tid)
+        with self.reading() as txn:
+            matches = (self.matching(txn, compiled) if id_list is None
+                       else by_ids(txn, self._dbs, tid, id_list, compiled[1] if compiled else None))
+            return [to_record(txn, self._dbs.vecs, lb, rec, tid, self.dim, include_vectors)
+                    for lb, rec in islice(matches, start, stop)]
 
     def count(self, where: object = None) -> int:
         """Number of live records (matching ``where`` when given)."""
@@ -655,9 +652,9 @@ class Shard:
 
     @property
     def memory_bytes(self) -> int:
-        """Accounted resident bytes: the index, the in-memory records and payload columns."""
+        """Accounted resident bytes: the index, in-memory records, payload columns and working memory."""
         columns = self.filters.columns
-        return self.index.memory_bytes + self._hot.nbytes + (columns.nbytes if columns is not None else 0)
+        return self.index.memory_bytes + self._hot.nbytes + (columns.nbytes if columns is not None else 0) + self._wm.nbytes
 
     # ------------------------------------------------------------------ snapshots
     def flush(self) -> bool:
@@ -670,6 +667,7 @@ class Shard:
         if self.readonly or self._closed:
             return False
         with self._flush_lock, self._lock.write():
+            self._wm.fold()
             if not self._dirty or self.kind != "hnsw":
                 return False
             index, seq, dbs = self.index, self._seq, self._dbs
@@ -690,6 +688,7 @@ class Shard:
             with self._lock.write():
                 self._closed = True
                 self._env.close()
+                self._wm.close()
 
     def sync(self) -> None:
         """Force LMDB's buffers to disk (meaningful under ``durability="process"``)."""
@@ -736,6 +735,8 @@ class Shard:
 
         :raises StoreClosed, TenantNotFound: the shard is closed, or (read-only) dropped.
         """
+        with self.locked():  # journaled working memory into LMDB, where an export reads it
+            self._wm.fold()
         self._begin_read(inactive_ok=True)
         self._lock.release_read()
         with self.long_reads.read(), self.read_txn() as txn:

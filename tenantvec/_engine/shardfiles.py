@@ -25,6 +25,7 @@ from .._fs import MIN_FREE_FOR_ENV, fsync_dir, require_free
 from .._ids import HASHED_ID_FILE, tenant_dir_name
 from .._options import StoreOptions
 from ..errors import CorruptShard, StorageError, StoreLocked, TenantNotFound, TenantVecError
+from .auditlog import append_lifecycle
 from .layout import (
     COMPACT_PREFIX,
     DATA_FILE,
@@ -50,11 +51,13 @@ _OPEN_ATTEMPTS = 5
 _MAP_HEADROOM = 64 << 20
 
 
-def create_shard(path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions) -> str:
+def create_shard(path: str, tenant_id: str, dim: int, metric: str, opts: StoreOptions, *, audit: bool = True) -> str:
     """Initialise an empty shard of ``tenant_id`` in directory ``path`` (which must exist
-    and be empty): its environment, databases and metadata (:func:`~.layout.initial_meta`)
-    and, for a tenant whose directory name is hashed (an id that is not path-safe), the
-    file naming it (``_ids.HASHED_ID_FILE``). Returns the new incarnation's uuid.
+    and be empty): its environment, databases and metadata (:func:`~.layout.initial_meta`),
+    with ``audit`` the ``create`` entry of its audit log (an import writes the source's
+    log and its own entry instead), and, for a tenant whose directory name is hashed (an
+    id that is not path-safe), the file naming it (``_ids.HASHED_ID_FILE``). Returns the
+    new incarnation's uuid.
 
     :raises StorageFull: the filesystem has no room for a new environment.
     """
@@ -68,11 +71,12 @@ def create_shard(path: str, tenant_id: str, dim: int, metric: str, opts: StoreOp
         env = new_env(path, opts.map_size, durable=True)
         try:
             meta = env.open_db(b"meta")
-            for name in DB_NAMES[1:]:
-                env.open_db(name.encode())
+            dbs = {name: env.open_db(name.encode()) for name in DB_NAMES[1:]}
             with env.begin(write=True, db=meta) as txn:
                 for key, value in values.items():
                     txn.put(key, packb(value))
+                if audit:
+                    append_lifecycle(txn, dbs["audit"], tenant_id, "create", counts={"dim": dim}, now=values[b"created"])
             env.sync(True)
         finally:
             env.close()

@@ -38,6 +38,7 @@ from .._options import StoreOptions, check_dim, check_metric
 from .._validate import check_documents, check_metadata, check_vectors
 from .._version import __version__
 from ..errors import CorruptExport, InvalidArgument, ReadOnlyStore, TenantExists, TenantVecError
+from .auditlog import append_lifecycle
 from .checksum import intact, open_record, open_vector, seal
 from .layout import SIDE_DBS, pack_label, packb, unpack_label
 from .manager import ShardManager
@@ -96,16 +97,21 @@ def export_tenant(manager: ShardManager, tenant_id: str, path: str | os.PathLike
     The file is written to ``path + ".partial"``, fsynced and renamed. Queries and
     writes on the tenant continue meanwhile (the export holds a ``Shard.long_read``, and
     keeps compaction from swapping the files under it); writes after the snapshot are
-    not included.
+    not included. A writable store then appends an ``export`` entry to the tenant's audit
+    log (after the snapshot: the file's log ends before it); a read-only one cannot.
 
     :raises TenantNotFound: the tenant does not exist.
     :raises InvalidArgument: ``path`` cannot name a file to write.
     """
     check_tenant_id(tenant_id)
     path = _check_path(path, reading=False)
-    with manager.pinned(tenant_id) as shard, shard.compaction_lock, shard.long_read() as txn:
-        report = _write_export(shard, txn, path, progress)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    with manager.pinned(tenant_id) as shard:
+        with shard.compaction_lock, shard.long_read() as txn:
+            report = _write_export(shard, txn, path, progress)
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+        if not shard.readonly:
+            shard.lifecycle("export", {"records": report.records, "working_memory": report.working_memory,
+                                       "audit_entries": report.audit_entries})
     if progress is not None:
         progress(report.records, report.records)
     return report
@@ -136,7 +142,10 @@ def _write_export(shard: Shard, txn: lmdb.Transaction[bytes], path: str, progres
     dbs = shard.databases
     count = txn.stat(dbs.ids)["entries"]
     side = dbs.side()
+    entries: dict[str, Any] = {name: txn.cursor(db=db) for name, db in side.items()}
+    entries["wm"] = wm = shard.wm_stored(txn)  # a read-only opener's has the writer's journal on top
     counts = {name: txn.stat(side[name])["entries"] if name in side else 0 for name in SIDE_DBS}
+    counts["wm"] = len(wm)
     header = {
         "format": EXPORT_FORMAT, "tenant": shard.tenant_id, "dim": shard.dim, "metric": shard.metric,
         "count": count, **{f"{name}_count": n for name, n in counts.items()},
@@ -151,8 +160,8 @@ def _write_export(shard: Shard, txn: lmdb.Transaction[bytes], path: str, progres
             out.write(packb(header))
             for packed in _records(shard, txn, count, progress):
                 out.write(packed)
-            for db in side.values():  # SIDE_DBS order
-                for k, v in txn.cursor(db=db):
+            for table in entries.values():  # SIDE_DBS order
+                for k, v in table:
                     out.write(packb([k, v]))
             digest = out.h.digest()
             fh.write(TRAILER + digest)
@@ -298,7 +307,7 @@ def import_tenant(directory: str, tenant_id: str, path: str | os.PathLike[str], 
                 header = _check_header(next(unpacker), path)
             except StopIteration:
                 raise CorruptExport(f"{path!r}: no header") from None
-            create_shard(tmp, tenant_id, header["dim"], header["metric"], opts)
+            create_shard(tmp, tenant_id, header["dim"], header["metric"], opts, audit=False)
             _fill(tmp, tenant_id, opts, header, unpacker, path, progress)
             try:
                 next(unpacker)
@@ -317,7 +326,8 @@ def import_tenant(directory: str, tenant_id: str, path: str | os.PathLike[str], 
 
 def _fill(tmp: str, tenant_id: str, opts: StoreOptions, header: dict, unpacker: msgpack.Unpacker, path: str,
           progress: Progress | None) -> None:
-    """Validate and write every record into the new shard in ``tmp``, then build its index."""
+    """Validate and write every record into the new shard in ``tmp``, then its side tables
+    and, after the audit log the file carries, the ``import`` entry; then build its index."""
     count = header["count"]
     seen: set[str] = set()
     label = 0
@@ -345,6 +355,8 @@ def _fill(tmp: str, tenant_id: str, opts: StoreOptions, header: dict, unpacker: 
             for name, entries in side.items():
                 for k, v in entries:
                     txn.put(k, v, db=dbs[name])
+            append_lifecycle(txn, dbs["audit"], tenant_id, "import", counts={
+                "records": count, "working_memory": header["wm_count"], "audit_entries": header["audit_count"]})
             for key, value in ((b"seq", 1 if count else 0), (b"next_label", count), (b"kind", kind),
                                (b"last_write", last_write)):
                 txn.put(key, packb(value), db=f.dbs.meta)

@@ -28,6 +28,7 @@ from .._types import Record
 from ..errors import InvalidArgument, TenantVecError
 from .checksum import open_side, seal
 from .layout import SIDE_DBS
+from .records import compile_where
 from .writes import Staged, prepare_delete, prepare_put, stage_delete, stage_get, stage_put
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .layout import Databases
     from .records import Compiled
     from .rwlock import RWLock
+    from .wmlog import WmView
 
 log = logging.getLogger("tenantvec")
 
@@ -180,9 +182,11 @@ class Stager(Protocol):
     def databases(self) -> Databases: ...
     def matching(self, txn: lmdb.Transaction[bytes], compiled: Compiled | None) -> Iterator[tuple[bytes, list]]: ...
     def side_db(self, name: str) -> Any: ...
+    def wm_view(self) -> WmView: ...
 
 
-def _check_key(key: object, tenant: str, table: str) -> bytes:
+def check_key(key: object, tenant: str, table: str) -> bytes:
+    """A side table key as bytes. :raises InvalidArgument: not bytes, or not 1 to 511 bytes."""
     if not isinstance(key, (bytes, bytearray, memoryview)):
         raise InvalidArgument(f"tenant {tenant!r}: side table {table!r} keys are bytes, got {type(key).__name__}")
     key = bytes(key)
@@ -192,7 +196,8 @@ def _check_key(key: object, tenant: str, table: str) -> bytes:
     return key
 
 
-def _check_value(value: object, tenant: str, table: str) -> bytes:
+def check_value(value: object, tenant: str, table: str) -> bytes:
+    """A side table value as bytes. :raises InvalidArgument: not bytes."""
     if not isinstance(value, (bytes, bytearray, memoryview)):
         raise InvalidArgument(f"tenant {tenant!r}: side table {table!r} values are bytes, got {type(value).__name__}")
     return bytes(value)
@@ -222,7 +227,7 @@ class SideView:
 
     def get(self, key: bytes) -> bytes | None:
         """The value under ``key`` (the transaction's own writes included), or None."""
-        k = _check_key(key, self._tenant, self._name)
+        k = check_key(key, self._tenant, self._name)
         if self._db is None:
             return None
 
@@ -265,12 +270,12 @@ class SideTable(SideView):
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value`` (replacing any value)."""
-        k, v = _check_key(key, self._tenant, self._name), seal(_check_value(value, self._tenant, self._name))
+        k, v = check_key(key, self._tenant, self._name), seal(check_value(value, self._tenant, self._name))
         self._writer.step(lambda txn, _st: txn.put(k, v, db=self._db))
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; returns whether it was there."""
-        k = _check_key(key, self._tenant, self._name)
+        k = check_key(key, self._tenant, self._name)
         return bool(self._writer.step(lambda txn, _st: txn.delete(k, db=self._db)))
 
 
@@ -297,13 +302,18 @@ class ReadTxn:
         shard = self._shard
         return stage_get(self._txn, shard.databases, ids, include_vectors, shard.tenant_id, shard.dim)
 
-    def side(self, name: str) -> SideView:
-        """The side table ``name`` (see ``tenantvec._engine.layout.SIDE_DBS``).
+    def side(self, name: str) -> SideView | WmView:
+        """The side table ``name`` (see ``tenantvec._engine.layout.SIDE_DBS``). Working
+        memory (``"wm"``) is served as it is when this is called, journaled writes
+        included (``tenantvec._engine.wmlog``): a writer's cannot change while the view
+        is open; a read-only opener's is the writer's state at the call.
 
         :raises InvalidArgument: no side table has that name.
         """
         if name not in SIDE_DBS:
             raise InvalidArgument(f"tenant {self.tenant_id!r}: no side table {name!r} (there are {list(SIDE_DBS)})")
+        if name == "wm":
+            return self._shard.wm_view()
         return SideView(self, name, self._shard.databases.side().get(name))
 
 
@@ -319,13 +329,14 @@ class WriteTxn:
     Validation errors raise before anything is written and leave the transaction usable.
     """
 
-    __slots__ = ("_dbs", "_shard", "_tx", "tenant_id")
+    __slots__ = ("_dbs", "_shard", "_tx", "sides", "tenant_id")
 
     def __init__(self, shard: Stager, tx: GrowingTxn[Staged]) -> None:
         self._shard = shard
         self._tx = tx
         self.tenant_id = shard.tenant_id
         self._dbs = shard.databases  # not reopened while the transaction holds the shard's lock
+        self.sides: set[str] = set()  # names of the side tables the transaction used
 
     def step(self, step: Callable[[lmdb.Transaction[bytes], Any], R]) -> R:
         """Run one journaled write step (replayed if the map must grow)."""
@@ -373,4 +384,15 @@ class WriteTxn:
 
         :raises InvalidArgument: no side table has that name.
         """
-        return SideTable(self, name, self._shard.side_db(name))
+        table = SideTable(self, name, self._shard.side_db(name))
+        self.sides.add(name)
+        return table
+
+    def matching_ids(self, where: object) -> list[str]:
+        """Ids of the records matching ``where`` (``{}``: all), in insertion order, as the
+        tenant's committed state shows them: call it before this transaction's own writes.
+
+        :raises InvalidFilter: a malformed filter.
+        """
+        compiled = compile_where(where)
+        return self.read(lambda txn: [rec[0] for _, rec in self._shard.matching(txn, compiled)])

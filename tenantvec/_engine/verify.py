@@ -22,6 +22,7 @@ import numpy as np
 from .._ids import HASHED_ID_FILE
 from .._options import StoreOptions
 from ..errors import CorruptShard, ReadOnlyStore, TenantNotFound, TenantVecError
+from .auditlog import append_lifecycle, chain_problems
 from .checksum import CRC_BYTES, ID_MAP, RECORD, VECTOR, intact, rows_view, seal
 from .index import ExactIndex, HnswIndex, prepare_query
 from .layout import (
@@ -29,6 +30,7 @@ from .layout import (
     FORMAT_UNSEALED,
     FORMAT_VERSION,
     INDEX_FILE,
+    JOURNAL_FILE,
     ShardMeta,
     examine_meta,
     pack_label,
@@ -41,6 +43,7 @@ from .manager import ShardManager
 from .shard import Shard
 from .shardfiles import RawEnv, open_raw, require_shard
 from .snapshot import NO_CHECKPOINT, check_snapshot, record_checkpoint
+from .wmlog import journal_damage, journal_pending
 
 log = logging.getLogger("tenantvec")
 
@@ -274,6 +277,16 @@ def _check_side_tables(f: RawEnv, txn: lmdb.Transaction[bytes], out: _Findings) 
             out.drop_side.extend((name, k) for k in bad)
 
 
+def _check_audit(f: RawEnv, txn: lmdb.Transaction[bytes], out: _Findings) -> None:
+    """The audit log's hash chain (:func:`~tenantvec._audit.check_chain`): an edited,
+    removed, moved or undecodable entry, or a head that does not match, is reported and
+    never repaired (rewriting the chain would erase the evidence)."""
+    problems = chain_problems(txn, f.dbs.audit)
+    if problems:
+        out.problems.extend(f"audit log: {p}" for p in problems)
+        out.notes.append("verify(fix=True) cannot repair an audit log: a broken chain is reported, never rewritten")
+
+
 def _check_snapshot(f: RawEnv, txn: lmdb.Transaction[bytes], path: str, meta: ShardMeta, out: _Findings) -> bool:
     """The snapshot against its checkpoint and the op log (as an open checks it);
     returns whether it can serve."""
@@ -421,6 +434,7 @@ def _examine_files(path: str, tenant_id: str, opts: StoreOptions, sample: int) -
                 return out
             _check_records(f, txn, meta, out)
             _check_side_tables(f, txn, out)
+            _check_audit(f, txn, out)
             snapshot_ok = _check_snapshot(f, txn, path, meta, out)
         if not snapshot_ok and opts.readonly and attempt < _LOOKS - 1:
             # A writer process may be between renaming a new snapshot and recording its
@@ -449,8 +463,17 @@ def _examine(path: str, tenant_id: str, opts: StoreOptions, sample: int) -> _Fin
 
 
 # ---------------------------------------------------------------------------- repair
-def _repair_lmdb(f: RawEnv, found: _Findings) -> None:
-    """One write transaction: drop unusable records and dangling entries, re-map ids."""
+def _repair_counts(found: _Findings) -> dict[str, int]:
+    """What a repair changes, as the counts of its ``verify`` audit entry."""
+    counts = {"records_removed": len(found.drop), "vectors_removed": len(found.drop_vecs),
+              "id_entries_removed": len(found.drop_ids), "ids_remapped": len(found.restore_ids),
+              "side_entries_removed": len(found.drop_side), "index_rebuilt": 1}
+    return {name: n for name, n in counts.items() if n}
+
+
+def _repair_lmdb(f: RawEnv, found: _Findings, tenant_id: str) -> None:
+    """One write transaction: drop unusable records and dangling entries, re-map ids, and
+    append the ``verify`` audit entry (the ids of the records removed, where known)."""
     dbs = f.dbs
     with f.env.begin(write=True) as txn:
         for idb in found.drop_ids:
@@ -471,6 +494,8 @@ def _repair_lmdb(f: RawEnv, found: _Findings) -> None:
         txn.put(b"seq", packb(f.get_meta(txn, b"seq") + 1), db=dbs.meta)
         txn.put(b"last_write", packb(time.time()), db=dbs.meta)
         record_checkpoint(txn, dbs, None)  # the index is rebuilt from the repaired records right after
+        append_lifecycle(txn, dbs.audit, tenant_id, "verify", ids=sorted(set(found.names.values())),
+                         counts=_repair_counts(found))
 
 
 def _lmdb_repairs_done(found: _Findings) -> list[str]:
@@ -496,7 +521,7 @@ def _repair(path: str, tenant_id: str, opts: StoreOptions, found: _Findings) -> 
     done: list[str] = []
     if found.lmdb_repairs:
         with open_raw(path, tenant_id, write=True, map_size=opts.map_size) as f:
-            _repair_lmdb(f, found)
+            _repair_lmdb(f, found, tenant_id)
         done = _lmdb_repairs_done(found)
     if found.lmdb_repairs or found.rebuild_index:
         shard = Shard.open(path, tenant_id, opts, False, load_index=False)
@@ -507,6 +532,8 @@ def _repair(path: str, tenant_id: str, opts: StoreOptions, found: _Findings) -> 
                 done.append(f"rebuilt the HNSW index from LMDB ({len(shard.index)} vectors) and wrote a new snapshot")
             else:
                 done.append("the exact index is rebuilt from LMDB on every open")
+            if not found.lmdb_repairs:  # the index alone changed: its audit entry right after
+                shard.lifecycle("verify", _repair_counts(found))
         finally:
             shard.close()
     return done
@@ -525,6 +552,21 @@ def _upgrade_unsealed(path: str, tenant_id: str, opts: StoreOptions) -> str | No
     return f"upgraded shard format {FORMAT_UNSEALED} to {FORMAT_VERSION}: added CRC32 checksums to every record"
 
 
+def _check_journal(path: str, tenant_id: str, opts: StoreOptions) -> list[str]:
+    """Notes on the working memory journal (:mod:`~.wmlog`): a tail that cannot be read
+    (a write a killed process did not finish, or damage) is reported, not repaired; a
+    writable store then folds what the journal holds into LMDB, as closing the shard
+    would, so that it is verified with the rest."""
+    damage = journal_damage(path)
+    notes = [f"working memory journal {JOURNAL_FILE}: {damage} (a write the process did not finish)"] if damage else []
+    if not opts.readonly and journal_pending(path):
+        try:
+            Shard.open(path, tenant_id, opts, False, load_index=False).close()
+        except (TenantVecError, lmdb.Error, OSError, ValueError):
+            pass  # the examination reports what is wrong
+    return notes
+
+
 def verify_tenant(manager: ShardManager, path: str, tenant_id: str, opts: StoreOptions, *, fix: bool = False,
                   sample: int = VERIFY_SAMPLE) -> VerifyReport:
     """Check the files of tenant ``tenant_id`` in directory ``path``; with ``fix``,
@@ -535,8 +577,10 @@ def verify_tenant(manager: ShardManager, path: str, tenant_id: str, opts: StoreO
     tenant's dimension; the id map and the records agree; the index snapshot matches its
     checkpoint (size, CRC32, sequence) and the op log has no gap; the loaded index holds
     exactly the live records, a search can reach each of them, and ``sample`` stored
-    vectors find themselves. The tenant is unloaded for the duration (a running store
-    waits for it). A writable store first upgrades a format-1 shard, as opening it would.
+    vectors find themselves; the audit log's hash chain is intact (a broken one is
+    reported and never repaired). A repair appends a ``verify`` entry to the audit log.
+    The tenant is unloaded for the duration (a running store waits for it). A writable
+    store first upgrades a format-1 shard, as opening it would.
 
     :raises TenantNotFound: no tenant directory at ``path``.
     :raises ReadOnlyStore: ``fix`` with read-only ``opts``.
@@ -548,9 +592,11 @@ def verify_tenant(manager: ShardManager, path: str, tenant_id: str, opts: StoreO
         if not os.path.isdir(path):  # dropped while we waited for running calls
             raise TenantNotFound(f"tenant {tenant_id!r} does not exist (no shard in {path})", tenant=tenant_id)
         upgraded = None if opts.readonly else _upgrade_unsealed(path, tenant_id, opts)
+        journal = _check_journal(path, tenant_id, opts)
         found = _examine(path, tenant_id, opts, sample)
         if upgraded:
             found.notes.insert(0, upgraded)
+        found.notes.extend(journal)
         if not found.problems or not fix:
             return VerifyReport(tenant_id, not found.problems, found.records, tuple(found.problems),
                                 tuple(found.problems), (), tuple(found.notes))
@@ -558,5 +604,6 @@ def verify_tenant(manager: ShardManager, path: str, tenant_id: str, opts: StoreO
         after = _examine(path, tenant_id, opts, sample)
         if upgraded:
             after.notes.insert(0, upgraded)
+        after.notes.extend(journal)
     return VerifyReport(tenant_id, not after.problems, after.records, tuple(after.problems),
                         tuple(found.problems), tuple(fixed), tuple(after.notes))

@@ -8,14 +8,14 @@ Used by ``Shard.put``, ``Shard.delete`` and :class:`~tenantvec._engine.txn.Write
 :class:`~tenantvec._engine.txn.GrowingTxn` replays it on a fresh state after growing the
 map. What is written where (id map, rows, vectors, op log, metadata) is
 :mod:`tenantvec._engine.layout`. Also here: a writer's one-time upgrade of a format-1
-shard (:func:`upgrade_format`).
+shard (:func:`upgrade_format`), and a shard's lifecycle writes (:func:`stage_lifecycle`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from .._ids import check_record_ids, new_record_id
 from .._types import Record
 from .._validate import check_documents, check_metadata, check_vectors
 from ..errors import CorruptShard, DuplicateId, InvalidArgument
+from .auditlog import append_lifecycle
 from .checksum import open_label, open_record, seal, seal_database, seal_rows
 from .layout import FORMAT_UNSEALED, FORMAT_VERSION, Databases, labels_to_bytes, pack_label, packb, unpack_label, unpackb
 from .records import Compiled, by_ids, compile_where, label_of, to_record
@@ -234,6 +235,18 @@ def stage_get(txn: lmdb.Transaction[bytes], dbs: Databases, ids: object, include
     """
     return [to_record(txn, dbs.vecs, lb, rec, tenant, dim, include_vectors)
             for lb, rec in by_ids(txn, dbs, tenant, check_record_ids(ids, None, tenant, unique=False))]
+
+
+def stage_lifecycle(txn: lmdb.Transaction[bytes], dbs: Databases, tenant: str, op: str,
+                    counts: Mapping[str, int] | None = None, active: bool | None = None) -> None:
+    """A lifecycle write of a shard (``Shard.lifecycle``): the tenant's ``active`` flag when
+    given (deactivate, activate), and the audit entry ``op`` recording it.
+
+    :raises CorruptShard: the audit log's head fails its CRC32.
+    """
+    if active is not None:
+        txn.put(b"active", packb(bool(active)), db=dbs.meta)
+    append_lifecycle(txn, dbs.audit, tenant, op, counts=counts)
 
 
 def upgrade_format(read_txn: Callable[[], lmdb.Transaction[bytes]],
