@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import (
+    ConsolidationError,
     CorruptExport,
     CorruptShard,
     DimensionMismatch,
@@ -30,7 +31,10 @@ from .errors import (
     InvalidFilter,
     InvalidTenantId,
     InvalidVector,
+    MemoryNotFound,
     ReadOnlyStore,
+    SessionExpired,
+    SessionNotFound,
     StorageError,
     StorageFull,
     StoreClosed,
@@ -38,6 +42,7 @@ from .errors import (
     StoreNotFound,
     TenantExists,
     TenantInactive,
+    TenantMismatch,
     TenantNotFound,
     TenantVecError,
 )
@@ -87,6 +92,11 @@ __all__ = [
     "StoreClosed",
     "EmbedderError",
     "EmbedderMismatch",
+    "TenantMismatch",
+    "MemoryNotFound",
+    "SessionNotFound",
+    "SessionExpired",
+    "ConsolidationError",
 ]
 
 

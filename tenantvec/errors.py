@@ -28,6 +28,11 @@ __all__ = [
     "StoreNotFound",
     "EmbedderError",
     "EmbedderMismatch",
+    "TenantMismatch",
+    "MemoryNotFound",
+    "SessionNotFound",
+    "SessionExpired",
+    "ConsolidationError",
 ]
 
 
@@ -148,3 +153,25 @@ class EmbedderMismatch(TenantVecError, ValueError):
         super().__init__(*args, tenant=tenant, path=path)
         self.stored = stored
         self.given = given
+
+
+class TenantMismatch(TenantVecError, ValueError):
+    """An item carries another tenant's or another session's stamp than the call it came
+    through (e.g. a ``distill`` output during consolidation); nothing was written."""
+
+
+class MemoryNotFound(TenantVecError, _KeyErrorStr):
+    """No memory of the tenant has this id (never had, or it was forgotten)."""
+
+
+class SessionNotFound(TenantVecError, _KeyErrorStr):
+    """The tenant has no working-memory session with this id."""
+
+
+class SessionExpired(SessionNotFound):
+    """The working-memory session outlived its TTL; its contents are gone from every read."""
+
+
+class ConsolidationError(TenantVecError):
+    """A consolidation's ``distill`` callable raised or returned something that is not a
+    list of memories (the cause is chained); nothing was written."""

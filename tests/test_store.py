@@ -85,6 +85,7 @@ EXPECTED_ALL = [
     "StoreClosed",
     "EmbedderError",
     "EmbedderMismatch",
+    "TenantMismatch", "MemoryNotFound", "SessionNotFound", "SessionExpired", "ConsolidationError",
 ]
 
 DESIGN_ERRORS = [
