@@ -1,4 +1,5 @@
-"""The ``tenantvec`` command line: inspect, verify, compact, export and import a store.
+"""The ``tenantvec`` command line: inspect, verify, compact, export and import a store;
+recall a tenant's agent memories, list its sessions and audit log, offboard it.
 
 Every command is thin: open the store (read-only unless the command writes), make one
 library call, print. Printing goes through :func:`output` (``--json`` or an aligned
@@ -11,15 +12,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import json
 import logging
+import math
 import os
+import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -36,7 +42,17 @@ from ._options import (
 from ._store import CONFIG_FILE, Store
 from .errors import TenantVecError
 
+if TYPE_CHECKING:
+    from ._tenant import Tenant
+    from .embedders import Embedder
+
+# The memory layer and the embedders are imported by the commands that use them: importing
+# the CLI loads no storage library and no msgpack.
+
 ROOT_ENV = "TENANTVEC_ROOT"
+EMBEDDER_ENV = "TENANTVEC_EMBEDDER"
+CLI_ACTOR = "cli"  # the actor of the audit entries the CLI writes
+T = TypeVar("T")
 _RECORDS_FOR_PROGRESS = 2000  # show a progress bar from this many records
 _TENANTS_FOR_PROGRESS = 2
 
@@ -115,6 +131,7 @@ class Output:
     footer: Sequence[str] = ()
     exit_code: int = 0
     table: list[dict] | None = None  # rows for the table form when they differ from ``data``
+    columns: Sequence[Col] | None = None  # the table's columns when they depend on the options
 
 
 def _table(rows: Sequence[dict], columns: Sequence[Col]) -> str:
@@ -162,7 +179,7 @@ def output(columns: Sequence[Col] = (), formats: dict[str, Callable[[Any], str]]
                 if isinstance(shown, dict):
                     click.echo(_pairs(shown, formats or {}))
                 elif shown:
-                    click.echo(_table(shown, columns or [Col(k) for k in shown[0]]))
+                    click.echo(_table(shown, out.columns or columns or [Col(k) for k in shown[0]]))
             if not as_json:
                 for line in out.footer:
                     click.echo(line)
@@ -223,7 +240,7 @@ def _progress(label: str, minimum: int) -> Iterator[_Progress]:
         p.close()
 
 
-def _each(items: Sequence[str], label: str) -> Iterator[str]:
+def _each(items: Sequence[T], label: str) -> Iterator[T]:
     """Iterate tenants with a progress bar on stderr when there are several."""
     if len(items) < _TENANTS_FOR_PROGRESS or not _interactive():
         yield from items
@@ -267,6 +284,141 @@ def _json_arg(value: str | None, name: str) -> Any:
         raise click.BadParameter(f"not valid JSON ({exc.args[0]})", param_hint=name) from None
 
 
+def _confirm(store: Store, tenant: str, yes: bool, action: str, question: str) -> None:
+    """Go on with a destructive ``action`` on an existing ``tenant`` only with ``--yes``, or
+    when a person at a terminal answers ``question`` with yes."""
+    if not store.has_tenant(tenant):
+        store.tenant(tenant)  # raises TenantNotFound with the usual message
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"refusing to {action} tenant {tenant!r} without --yes")
+        click.confirm(question, abort=True, err=True)
+
+
+_AGO = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_AGO_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class _When(click.ParamType):
+    """A point in time as unix seconds, from an ISO date or datetime (naive: local time),
+    unix seconds, or a duration meaning that long ago (``90d``, ``12h``, ``30m``, ``45s``, ``2w``)."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        ago = _AGO.fullmatch(text)
+        if ago:
+            return time.time() - float(ago[1]) * _AGO_SECONDS[ago[2]]
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds):
+            return seconds
+        try:
+            return datetime.fromisoformat(text).timestamp()
+        except (ValueError, OverflowError, OSError):
+            self.fail(f"{value!r} is not a time: give an ISO date or datetime (2025-01-31, 2025-01-31T09:30, "
+                      "2025-01-31T09:30+02:00), unix seconds, or a duration ago (90d, 12h, 30m, 45s, 2w)", param, ctx)
+
+
+WHEN = _When()
+
+
+# ---------------------------------------------------------------------------- embedders
+_EMBEDDER_SPECS = "hashing[:DIM], onnx, sentence-transformers[:MODEL], fastembed:MODEL_DIR or module:attribute"
+# fingerprint names of the built-in embedders' default models -> the spec that builds them
+_DEFAULT_MODELS = {"onnx:all-MiniLM-L6-v2-int8": "onnx",
+                   "sentence-transformers:all-MiniLM-L6-v2": "sentence-transformers"}
+
+
+def _embedder(spec: str | None, tenant: Tenant) -> Embedder:
+    """The embedder for ``tenant``'s memories: the one ``spec`` (``--embedder``) names, or
+    else the built-in one whose name the tenant's stored fingerprint holds."""
+    from .embedders import FastEmbedEmbedder, HashingEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+    from .memory._tenant import stored_fingerprint
+
+    stored = stored_fingerprint(tenant)
+    if spec is None:
+        if stored is None:
+            raise click.ClickException(f"tenant {tenant.id!r} stores no embedder fingerprint (no memory was written "
+                                       f"to it through tenantvec.memory): pass --embedder SPEC or set {EMBEDDER_ENV}")
+        spec = _spec_of(*stored)
+        if spec is None:
+            raise click.ClickException(
+                f"tenant {tenant.id!r} was embedded with {stored[0]!r} (dim {stored[1]}), which is no built-in "
+                f"embedder: pass --embedder module:attribute naming a factory for it, or set {EMBEDDER_ENV}")
+    family, sep, arg = spec.strip().partition(":")
+    if family == "hashing":
+        return HashingEmbedder(_dim_of(arg) if sep else (stored[1] if stored else tenant.info().dim))
+    if family == "onnx" and not sep:
+        return OnnxEmbedder()
+    if family == "sentence-transformers":
+        if not arg:
+            return SentenceTransformerEmbedder()
+        return SentenceTransformerEmbedder(arg, name=_directory_name(family, arg, stored))
+    if family == "fastembed" and arg:
+        if Path(arg).is_dir():
+            return FastEmbedEmbedder(model_path=arg, name=_directory_name(family, arg, stored))
+        return FastEmbedEmbedder(arg)
+    if family and arg and family not in ("onnx", "fastembed"):
+        return _import_embedder(family, arg)
+    raise click.BadParameter(f"{spec!r} names no embedder: give {_EMBEDDER_SPECS}", param_hint="--embedder")
+
+
+def _spec_of(name: str, dim: int) -> str | None:
+    """The ``--embedder`` spec that rebuilds a built-in embedder from its stored fingerprint."""
+    if name == f"hashing-v1-{dim}":
+        return f"hashing:{dim}"
+    if name in _DEFAULT_MODELS:
+        return _DEFAULT_MODELS[name]
+    return name if name.startswith(("sentence-transformers:", "fastembed:")) else None
+
+
+def _dim_of(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise click.BadParameter(f"hashing:DIM needs a positive integer DIM, got {text!r}", param_hint="--embedder")
+    return int(text)
+
+
+def _directory_name(family: str, path: str, stored: tuple[str, int] | None) -> str | None:
+    """The name of a model loaded from a directory (its files do not say): the tenant's
+    stored one when that names a model of the same library, else ``family:<directory name>``."""
+    if not Path(path).is_dir():
+        return None
+    if stored is not None and stored[0].startswith(f"{family}:"):
+        return stored[0]
+    return f"{family}:{Path(path).resolve().name}"
+
+
+def _import_embedder(module: str, attribute: str) -> Embedder:
+    """The embedder ``module:attribute`` names: an embedder object, or a zero-argument factory."""
+    from .embedders import Embedder
+
+    where = f"{module}:{attribute}"
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # an import runs arbitrary code: report whatever it raised
+        raise click.BadParameter(f"cannot import {where} ({type(exc).__name__}: {exc})",
+                                 param_hint="--embedder") from None
+    if not isinstance(obj, Embedder):
+        if not callable(obj):
+            raise click.BadParameter(f"{where} is a {type(obj).__name__}, neither an embedder nor a factory",
+                                     param_hint="--embedder")
+        try:
+            obj = obj()
+        except TenantVecError:
+            raise
+        except Exception as exc:  # the factory is the user's code
+            raise click.ClickException(f"--embedder {where} raised {type(exc).__name__}: {exc}") from None
+    return obj  # not checked here: Memory refuses what is not an embedder (InvalidArgument)
+
+
 def _targets(store: Store, tenants: Sequence[str], all_: bool) -> list[str]:
     if all_ and tenants:
         raise click.UsageError("name tenants or pass --all, not both")
@@ -288,10 +440,11 @@ pass_ctx = click.make_pass_decorator(_Ctx)
 def main(ctx: click.Context, root: str | None, verbose: bool) -> None:
     """Inspect and maintain a tenantvec store: one LMDB + vector index per tenant.
 
-    Read commands (ls, info, stats, get, search, verify, export, compact --dry-run)
-    open the store read-only and work while an application holds it open for writing.
-    Commands that write (import, drop, activate, deactivate, compact, verify --fix)
-    need the writer lock and say who holds it when they cannot get it.
+    Read commands (ls, info, stats, get, search, verify, export, compact --dry-run,
+    memory recall, memory sessions, audit) open the store read-only and work while an
+    application holds it open for writing. Commands that write (import, drop, activate,
+    deactivate, compact, verify --fix, offboard) need the writer lock and say who holds
+    it when they cannot get it.
     """
     _setup_logging(verbose)
     ctx.obj = _Ctx(root)
@@ -307,6 +460,10 @@ _LS_COLUMNS = [
     _bytes_col("bytes", "DISK"),
     Col("last_write", "LAST WRITE", _time),
 ]
+_LS_MEMORY_COLUMNS = [
+    Col("memories", "MEMORIES E/S/P", lambda v: "-" if v is None else "/".join(map(str, v.values())), right=True),
+    Col("sessions", "SESSIONS", right=True),
+]
 
 
 def _summary_row(s: Any) -> dict:
@@ -317,13 +474,41 @@ def _summary_row(s: Any) -> dict:
     return row
 
 
+def _memory_fields(store: Store, tenant: str, state: str, now: float) -> dict:
+    """The embedder, current memories by kind and live sessions of a tenant the memory
+    layer uses (None each for others, and for inactive or unreadable tenants)."""
+    from .memory._tenant import live_sessions, memory_counts, stored_fingerprint
+
+    fields: dict[str, Any] = {"embedder": None, "memories": None, "sessions": None}
+    if state not in ("hot", "cold"):
+        return fields
+    try:
+        t = store.tenant(tenant)
+        stored = stored_fingerprint(t)
+        if stored is not None:
+            fields.update(embedder=stored[0], memories=memory_counts(t, now), sessions=len(live_sessions(t, now)))
+    except TenantVecError as exc:  # dropped, deactivated or damaged since it was listed: list it anyway
+        logging.getLogger("tenantvec").warning("tenant %r: cannot read its memory: %s", tenant, exc)
+    return fields
+
+
 @main.command("ls")
+@click.option("--no-memory", is_flag=True,
+              help="Leave out the agent-memory columns: list from the tenants' files alone, loading none.")
 @output(_LS_COLUMNS)
 @pass_ctx
-def ls_cmd(cfg: _Ctx) -> Any:
-    """List tenants: records, state (hot/cold/inactive), dimension, disk bytes, last write."""
+def ls_cmd(cfg: _Ctx, no_memory: bool) -> Any:
+    """List tenants: records, state (hot/cold/inactive), dimension, disk bytes, last write,
+    and for tenants holding agent memory their memories by kind (episodic/semantic/procedural)
+    and live sessions (reading those loads each active tenant: --no-memory skips it)."""
     with cfg.store() as store:
-        return [_summary_row(s) for s in store.tenant_summaries()]
+        rows = [_summary_row(s) for s in store.tenant_summaries()]
+        if no_memory:
+            return rows
+        now = time.time()
+        for row in _each(rows, "reading memory"):
+            row.update(_memory_fields(store, row["tenant"], row["state"], now))
+    return Output(rows, columns=_LS_COLUMNS + _LS_MEMORY_COLUMNS)
 
 
 @main.command("info")
@@ -333,15 +518,17 @@ def ls_cmd(cfg: _Ctx) -> Any:
 @pass_ctx
 def info_cmd(cfg: _Ctx, tenant: str) -> Any:
     """Everything known about one tenant: size, index and its parameters, tombstones,
-    deleted fraction, operation sequence and index checkpoint."""
+    deleted fraction, operation sequence and index checkpoint; for a tenant holding agent
+    memory, its embedder, memories by kind and live sessions."""
     with cfg.store() as store:
         state = store.tenant_summaries([tenant])[0].state
         info = store.tenant(tenant).info()
+        memory = _memory_fields(store, tenant, state, time.time())
     return {
         "tenant": info.tenant, "count": info.count, "state": state, "dim": info.dim, "metric": info.metric,
         "index": info.index_kind, "index_params": info.index_params, "deleted": info.deleted,
         "deleted_fraction": info.deleted_fraction, "bytes": info.bytes_on_disk, "memory_bytes": info.memory_bytes,
-        "seq": info.seq, "checkpoint_seq": info.checkpoint_seq, "last_write": info.last_write,
+        "seq": info.seq, "checkpoint_seq": info.checkpoint_seq, "last_write": info.last_write, **memory,
     }
 
 
@@ -513,12 +700,7 @@ def import_cmd(cfg: _Ctx, tenant: str, file: str) -> Any:
 def drop_cmd(cfg: _Ctx, tenant: str, yes: bool) -> None:
     """Remove TENANT and all its files (irrevocable; needs --yes)."""
     with cfg.store(write=True) as store:
-        if not store.has_tenant(tenant):
-            store.tenant(tenant)  # raises TenantNotFound with the usual message
-        if not yes:
-            if not sys.stdin.isatty():
-                raise click.UsageError(f"refusing to drop tenant {tenant!r} without --yes")
-            click.confirm(f"Drop tenant {tenant!r} and all its files?", abort=True, err=True)
+        _confirm(store, tenant, yes, "drop", f"Drop tenant {tenant!r} and all its files?")
         store.drop_tenant(tenant)
     click.echo(f"dropped tenant {tenant!r}")
 
@@ -541,6 +723,138 @@ def activate_cmd(cfg: _Ctx, tenant: str) -> None:
     with cfg.store(write=True) as store:
         store.activate(tenant)
     click.echo(f"activated tenant {tenant!r}")
+
+
+# ---------------------------------------------------------------------------- agent memory
+@main.group("memory")
+def memory_group() -> None:
+    """Agent memory of a tenant (tenantvec.memory): recall memories by meaning, list the
+    live working-memory sessions. Both open the store read-only."""
+
+
+def _explained(parts: Any) -> str:
+    return "-" if not parts else " ".join(f"{k}={v:.3f}" for k, v in parts.items())
+
+
+_RECALL_COLUMNS = [Col("rank", "#", right=True), Col("score", "SCORE", lambda v: f"{v:.4f}", right=True),
+                   Col("kind", "KIND"), Col("source", "SOURCE"), Col("confidence", "CONF", right=True),
+                   Col("created_at", "CREATED", _time), Col("text", "TEXT", _clip(56)), Col("id", "ID")]
+
+
+@memory_group.command("recall")
+@click.argument("tenant")
+@click.argument("text")
+@click.option("-k", "--k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Memories to return.")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only memories of this kind: episodic, semantic or procedural (repeat the option for several).")
+@click.option("--source", "sources", multiple=True, metavar="SOURCE",
+              help="Only memories from this source: user (stated or confirmed by a user), agent (inferred), "
+                   "tool or system (repeatable).")
+@click.option("--since", type=WHEN, help="Only memories created at or after WHEN: an ISO date or datetime, "
+                                         "unix seconds, or a duration ago (90d, 12h, 30m).")
+@click.option("--until", type=WHEN, help="Only memories created before WHEN (as --since).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=None, help="Only memories this confident.")
+@click.option("--include-superseded", is_flag=True, help="Also superseded and ended memories (hidden otherwise).")
+@click.option("--rank", metavar="similarity|weighted", default="similarity", show_default=True,
+              help="similarity: cosine similarity; weighted: 0.7 similarity + 0.2 recency (30-day half-life) "
+                   "+ 0.1 confidence.")
+@click.option("--explain", is_flag=True, help="Show the components of each hit's score.")
+@click.option("--embedder", "embedder_spec", envvar=EMBEDDER_ENV, metavar="SPEC",
+              help=f"The tenant's embedder: {_EMBEDDER_SPECS} (or set {EMBEDDER_ENV}; default: the built-in "
+                   "embedder named by the tenant's stored fingerprint).")
+@output(_RECALL_COLUMNS)
+@pass_ctx
+def recall_cmd(cfg: _Ctx, tenant: str, text: str, k: int, kinds: tuple[str, ...], sources: tuple[str, ...],
+               since: float | None, until: float | None, min_confidence: float | None, include_superseded: bool,
+               rank: str, explain: bool, embedder_spec: str | None) -> Any:
+    """The K memories of TENANT most relevant to TEXT, best first, embedded with the
+    tenant's embedder (see --embedder). The five user-confirmed facts of the last 90 days
+    most similar to a question:
+
+    \b
+        tenantvec memory recall acme "where is billing data?" --kind semantic --source user --since 90d
+    """
+    from .memory import Memory
+
+    with cfg.store() as store:
+        tm = Memory(store, embedder=_embedder(embedder_spec, store.tenant(tenant))).tenant(tenant)
+        hits = tm.recall(text, k, kinds=list(kinds) or None, sources=list(sources) or None,
+                         min_confidence=min_confidence, since=since, until=until,
+                         include_superseded=include_superseded, rank=rank, explain=explain)
+    rows = [{"rank": i + 1, **dataclasses.asdict(h)} for i, h in enumerate(hits)]
+    columns = list(_RECALL_COLUMNS)
+    if include_superseded:
+        columns.append(Col("superseded_by", "SUPERSEDED BY"))
+    if explain:
+        columns.append(Col("explain", "EXPLAIN", _explained))
+    return Output(rows, [] if rows else ["no memory matches"], columns=columns)
+
+
+@memory_group.command("sessions")
+@click.argument("tenant")
+@output([Col("id", "SESSION"), Col("created_at", "CREATED", _time), Col("expires_at", "EXPIRES", _time),
+         Col("staged", "STAGED NOTES", right=True), Col("rounds", "ROUNDS", right=True)])
+@pass_ctx
+def sessions_cmd(cfg: _Ctx, tenant: str) -> Any:
+    """Live (unexpired) working-memory sessions of TENANT: id, when opened, when they
+    expire (- for no TTL), notes staged for consolidation, consolidation rounds done."""
+    from .memory._tenant import live_sessions
+
+    with cfg.store() as store:
+        rows = [dataclasses.asdict(s) for s in live_sessions(store.tenant(tenant), time.time())]
+    return Output(rows, [] if rows else [f"tenant {tenant!r} has no live session"])
+
+
+def _counts(v: Any) -> str:
+    return "-" if not v else " ".join(f"{k}={n}" for k, n in v.items())
+
+
+@main.command("audit")
+@click.argument("tenant")
+@click.option("--since", type=WHEN, help="Only entries at or after WHEN: an ISO date or datetime, unix seconds, "
+                                         "or a duration ago (90d, 12h, 30m).")
+@click.option("--until", type=WHEN, help="Only entries before WHEN (as --since).")
+@click.option("--op", "ops", multiple=True, metavar="OP",
+              help="Only entries of this operation, e.g. remember, supersede, forget, consolidate, expire, "
+                   "reembed, create, export, import, compact, verify (repeatable).")
+@click.option("--limit", type=click.IntRange(min=0), default=None,
+              help="At most N entries: the first N in sequence order (page on with --since).")
+@output([Col("seq", "SEQ", right=True), Col("time", "TIME", _time), Col("op", "OP"), Col("actor", "ACTOR"),
+         Col("session", "SESSION"), Col("ids", "IDS", lambda v: str(len(v)), right=True),
+         Col("counts", "COUNTS", _counts), Col("reason", "REASON", _clip(40))])
+@pass_ctx
+def audit_cmd(cfg: _Ctx, tenant: str, since: float | None, until: float | None, ops: tuple[str, ...],
+              limit: int | None) -> Any:
+    """The audit log of TENANT, oldest first: every change to its memory and every
+    lifecycle step (sequence, time, operation, actor, session, ids concerned, counts,
+    reason; never the content). --json lists the ids and each entry's chained hash."""
+    from .memory._tenant import read_audit
+
+    with cfg.store() as store:
+        entries = read_audit(store.tenant(tenant), since=since, until=until, ops=list(ops) or None, limit=limit)
+    rows = [dataclasses.asdict(e) for e in entries]
+    return Output(rows, [] if rows else ["no audit entry matches"])
+
+
+@main.command("offboard")
+@click.argument("tenant")
+@click.option("--reason", required=True, help="Why the tenant is erased (kept in the store's erasure log).")
+@click.option("--export", "export_to", type=click.Path(dir_okay=False, writable=True),
+              help="First export the tenant to this file (as `export` does).")
+@click.option("--yes", is_flag=True, help="Really erase: remove the tenant's files, irrevocably.")
+@output(formats={"time": _time, "bytes_removed": _bytes})
+@pass_ctx
+def offboard_cmd(cfg: _Ctx, tenant: str, reason: str, export_to: str | None, yes: bool) -> Any:
+    """Erase TENANT for good (needs --yes): audit the offboarding, deactivate it, export it
+    with --export, drop its files, check that none remain, and append an erasure record
+    (SHA-256 of the tenant id, time, reason, bytes and files removed) to the store's
+    erasure log, erasures.jsonl, which outlives the tenant."""
+    from .memory._memory import offboard_tenant
+
+    with cfg.store(write=True) as store:
+        _confirm(store, tenant, yes, "offboard", f"Erase tenant {tenant!r} and all its files for good?")
+        report = offboard_tenant(store, tenant, reason=reason, actor=CLI_ACTOR, now=time.time(), export_to=export_to)
+    return dataclasses.asdict(report)
 
 
 def _plan_rows(p: Any) -> list[dict]:
@@ -598,11 +912,12 @@ def plan_cmd(tenants: int, records_per_tenant: int, dim: int, hot_fraction: floa
 @main.command("demo")
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option("--embeddings", type=click.Choice(["auto", "hashed", "minilm"]), default="auto", show_default=True,
-              help="hashed: bag-of-words vectors (dim 64); minilm: real all-MiniLM-L6-v2 vectors if the "
-                   "shared data file is present; auto: minilm when available.")
+              help="minilm: the real local model (all-MiniLM-L6-v2 int8, needs the [onnx] extra); hashed: "
+                   "HashingEmbedder (no model); auto: minilm when the extra is installed, else hashed.")
 def demo_cmd(directory: str | None, embeddings: str) -> None:
-    """Create a small store (in a temp dir or DIRECTORY), write memories for three
-    tenants, query them, and show isolation, hot/cold eviction and store stats."""
+    """The agent-memory tour (in a temp dir or DIRECTORY): three tenants' memories,
+    working-memory sessions, exactly-once consolidation, filtered and weighted recall,
+    supersede, forget, the audit log, isolation and offboarding."""
     from ._demo import run_demo
 
     run_demo(directory, embeddings=embeddings, echo=click.echo)

@@ -277,7 +277,7 @@ def test_deactivate_activate(root: Path) -> None:
     assert len(js(root, "get", "acme", "m1")) == 1
 
 
-# ---------------------------------------------------------------------------- plan & demo
+# ---------------------------------------------------------------------------- plan (the demo: test_demo.py)
 def test_plan() -> None:
     p = js(None, "plan", "--tenants", "1000", "--records-per-tenant", "5000", "--dim", "384", "--hot-fraction", "0.05")
     assert p["hot_tenants"] == 50
@@ -289,34 +289,6 @@ def test_plan() -> None:
     assert "disk, all tenants" in out
     assert "constants (measured by tools/measure_costs.py)" in out
     assert run(None, "plan", "--tenants", "10").exit_code == 2
-
-
-def test_demo(tmp_path: Path) -> None:
-    r = ok(None, "demo", str(tmp_path / "d"), "--embeddings", "hashed")
-    out = r.stdout
-    assert "isolation: 10 of 10 hits came from the tenant queried (0 from another)" in out
-    assert "PostgreSQL" in out
-    assert "MySQL" in out
-    assert "evictions" in out
-    assert "hot" in out
-    assert "cold" in out
-    assert len(out.splitlines()) <= 30
-    assert [row["tenant"] for row in js(tmp_path / "d", "ls")] == ["acme", "globex", "initech"]
-    r = run(None, "demo", str(tmp_path / "d"))
-    assert r.exit_code == 1
-    assert "already holds" in r.output
-
-
-def test_demo_default_runs_in_a_temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tempfile
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    r = ok(None, "demo")
-    assert "isolation:" in r.stdout
-    line = next(x for x in r.stdout.splitlines() if x.startswith("next: "))
-    made = Path(line.split("--root ")[1].split()[0])
-    assert made.is_dir()
-    assert made.parent == tmp_path
 
 
 # ---------------------------------------------------------------------------- docs
