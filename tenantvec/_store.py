@@ -389,27 +389,31 @@ class Store:
         shutil.rmtree(grave, ignore_errors=True)
         log.info("dropped tenant %r", tenant_id)
 
-    def _set_active(self, tenant_id: str, active: bool) -> None:
+    def _set_active(self, tenant_id: str, active: bool, actor: str | None, reason: str | None) -> None:
         """Persist a tenant's active flag with its audit entry (``activate``/``deactivate``),
         in one transaction."""
         self.check_open()
         check_tenant_id(tenant_id)
         self.check_writable("change a tenant's active state")
+        for what, v in (("actor", actor), ("reason", reason)):
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise InvalidArgument(f"tenant {tenant_id!r}: {what} must be a non-empty str, got {v!r:.60}")
         shard = self._pin(tenant_id)
         try:
             with translated(f"tenant {tenant_id!r}", shard.path):
-                shard.lifecycle("activate" if active else "deactivate", active=active)
+                shard.lifecycle("activate" if active else "deactivate", active=active, why=(actor, reason))
         finally:
             self._manager.unpin(shard)
 
-    def deactivate(self, tenant_id: str) -> None:
+    def deactivate(self, tenant_id: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Make a tenant refuse calls with :class:`TenantInactive` until :meth:`activate`
-        (recorded in its audit log)."""
-        self._set_active(tenant_id, False)
+        (recorded in its audit log, with ``actor`` and ``reason`` when given; deactivating
+        an inactive tenant records the entry again)."""
+        self._set_active(tenant_id, False, actor, reason)
 
-    def activate(self, tenant_id: str) -> None:
+    def activate(self, tenant_id: str, *, actor: str | None = None, reason: str | None = None) -> None:
         """Re-enable a tenant deactivated with :meth:`deactivate` (recorded in its audit log)."""
-        self._set_active(tenant_id, True)
+        self._set_active(tenant_id, True, actor, reason)
 
     # ------------------------------------------------------------------ store-wide
     def stats(self) -> StoreStats:

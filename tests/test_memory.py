@@ -902,8 +902,9 @@ def test_offboard(mem: Memory, tm: TenantMemory, tmp_path: Path, clock: FakeCloc
     assert back.count() == 5
     assert back.recall("acme fact 3", k=1)[0].text == "acme fact 3"
     assert back.session("s", create=False).get("k") == 1
-    ops = [e.op for e in back.audit()]
-    assert ops[-1] == "offboard" or "offboard" in ops
+    entries = back.audit()
+    assert [e.op for e in entries][-2:] == ["deactivate", "import"]
+    assert (entries[-2].reason, entries[-2].actor) == ("offboard: contract ended", "app")
     assert check_chain(audit_rows(back.tenant)) == []
     r2 = mem.offboard("keep", reason="second")
     assert r2.exported_to is None

@@ -51,14 +51,16 @@ class RawAuditTable:
 
 
 def append_lifecycle(txn: lmdb.Transaction[bytes], db: Any, tenant: str, op: str, *, ids: Iterable[str] = (),
-                     counts: Mapping[str, int] | None = None, now: float | None = None) -> AuditEntry:
-    """Append lifecycle entry ``op`` (actor :data:`LIFECYCLE_ACTOR`, at ``now``, default the
-    clock's time) to the audit database ``db`` in the write transaction ``txn``.
+                     counts: Mapping[str, int] | None = None, now: float | None = None,
+                     actor: str | None = None, reason: str | None = None) -> AuditEntry:
+    """Append lifecycle entry ``op`` (by ``actor``, default :data:`LIFECYCLE_ACTOR`, at ``now``,
+    default the clock's time, for ``reason``) to the audit database ``db`` in the write
+    transaction ``txn``.
 
     :raises CorruptShard: the head of the log fails its CRC32 (``verify --fix`` removes it).
     """
     return append(RawAuditTable(txn, db, tenant), op=op, time=time.time() if now is None else now,
-                  actor=LIFECYCLE_ACTOR, ids=ids, counts=counts)
+                  actor=LIFECYCLE_ACTOR if actor is None else actor, ids=ids, counts=counts, reason=reason)
 
 
 def chain_problems(txn: lmdb.Transaction[bytes], db: Any) -> list[str]:

@@ -558,11 +558,11 @@ class Shard(WorkingMemoryCalls):
     def _recs_count(self, txn: lmdb.Transaction[bytes]) -> int:
         return txn.stat(self._dbs.ids)["entries"]
 
-    def lifecycle(self, op: str, counts: dict[str, int] | None = None, *, active: bool | None = None) -> None:
-        """Append lifecycle audit entry ``op``, setting the ``active`` flag when given (the lock alone, active or not)."""
+    def lifecycle(self, op: str, counts: dict | None = None, *, active: bool | None = None, why: tuple = (None, None)) -> None:
+        """Append lifecycle audit entry ``op`` (``why``: actor, reason), setting ``active`` when given."""
         self._check_writable()
         with self._lock.write():
-            self._write(lambda txn: stage_lifecycle(txn, self._dbs, self.tenant_id, op, counts, active))
+            self._write(lambda txn: stage_lifecycle(txn, self._dbs, self.tenant_id, op, counts, active, why))
             self.active = self.active if active is None else active
 
     # ------------------------------------------------------------------ reads

@@ -238,15 +238,17 @@ def stage_get(txn: lmdb.Transaction[bytes], dbs: Databases, ids: object, include
 
 
 def stage_lifecycle(txn: lmdb.Transaction[bytes], dbs: Databases, tenant: str, op: str,
-                    counts: Mapping[str, int] | None = None, active: bool | None = None) -> None:
+                    counts: Mapping[str, int] | None = None, active: bool | None = None,
+                    why: tuple[str | None, str | None] = (None, None)) -> None:
     """A lifecycle write of a shard (``Shard.lifecycle``): the tenant's ``active`` flag when
-    given (deactivate, activate), and the audit entry ``op`` recording it.
+    given (deactivate, activate), and the audit entry ``op`` recording it, with ``why`` =
+    (actor, reason) when known.
 
     :raises CorruptShard: the audit log's head fails its CRC32.
     """
     if active is not None:
         txn.put(b"active", packb(bool(active)), db=dbs.meta)
-    append_lifecycle(txn, dbs.audit, tenant, op, counts=counts)
+    append_lifecycle(txn, dbs.audit, tenant, op, counts=counts, actor=why[0], reason=why[1])
 
 
 def upgrade_format(read_txn: Callable[[], lmdb.Transaction[bytes]],

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Final
 
-from .. import _audit
 from .._fs import fsync_dir
 from .._store import CONFIG_FILE, Store
 from ..embedders import Embedder, fingerprint
@@ -119,7 +118,8 @@ class Memory:
 
     def offboard(self, tenant_id: str, *, reason: str, export_to: str | os.PathLike[str] | None = None
                  ) -> ErasureReport:
-        """Erase a tenant: audit the offboarding, deactivate it (its calls now fail),
+        """Erase a tenant: deactivate it (its calls now fail; its audit log records the
+        deactivation with ``offboard: <reason>``),
         export it to ``export_to`` when given, drop its files, check that none remain, and
         append an erasure record (SHA-256 digest of the tenant id, time, reason, bytes and
         files removed) to the store's erasure log, which outlives the tenant.
@@ -150,7 +150,7 @@ class Memory:
 def offboard_tenant(store: Store, tenant_id: str, *, reason: str, actor: str, now: float,
                     export_to: str | os.PathLike[str] | None = None) -> ErasureReport:
     """What :meth:`Memory.offboard` does, on an open writable ``store`` and with no embedder
-    (the CLI's ``offboard``): the audit entry (``actor``, ``now``), deactivation, the optional
+    (the CLI's ``offboard``): deactivation audited with ``actor`` and the reason, the optional
     export, the drop, the check that no file remains and the erasure record.
 
     :raises InvalidArgument: ``reason`` is empty.
@@ -161,16 +161,12 @@ def offboard_tenant(store: Store, tenant_id: str, *, reason: str, actor: str, no
     if not isinstance(reason, str) or not reason.strip():
         raise InvalidArgument(f"offboarding needs a reason, got {reason!r}")
     store.check_writable(f"offboard tenant {tenant_id!r}")
-    t = store.tenant(tenant_id)
-    if t.info().state == "inactive":  # a deactivated tenant is offboarded too, once its log has the entry
-        store.activate(tenant_id)
-    with t.transaction() as tx:
-        _audit.append(tx.side("audit"), op="offboard", time=now, actor=actor, reason=reason)
+    # The tenant stops serving first; its last audit entry says why (and travels with an export).
+    store.deactivate(tenant_id, actor=actor, reason=f"offboard: {reason}")
     exported = None
     if export_to is not None:
         store.export_tenant(tenant_id, export_to)
         exported = str(export_to)
-    store.deactivate(tenant_id)
     path = store.tenant_path(tenant_id)
     files = [p for p in path.rglob("*") if p.is_file()]
     size = sum(p.stat().st_size for p in files)
