@@ -1296,3 +1296,17 @@ def test_memory_module_exports():
     assert m.KINDS == ("episodic", "semantic", "procedural")
     assert m.SOURCES == ("user", "agent", "tool", "system")
 
+
+
+def test_compact_sweeps_expired_sessions_and_purges_forgotten_text(mem: Memory, clock: FakeClock):
+    tm = mem.tenant("sweeper", create=True)
+    tm.session("old", ttl=60).set("k", "v")
+    tm.session("live").set("k", "v")
+    gone = tm.remember("the secret launch codes are 0000")
+    tm.forget(ids=[gone.id], reason="user request")
+    clock.advance(61)
+    tm.compact()
+    assert [s.id for s in tm.sessions()] == ["live"]
+    assert tm.tenant.wm_items(b"s/old\x00") == []
+    data = b"".join(p.read_bytes() for p in mem.store.tenant_path("sweeper").rglob("*") if p.is_file())
+    assert b"launch codes" not in data

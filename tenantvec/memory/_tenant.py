@@ -62,6 +62,7 @@ from ._items import (
 from ._working import WorkingMemory
 
 if TYPE_CHECKING:
+    from .. import CompactReport
     from .._tenant import Tenant
     from .._types import Record
     from ..embedders import Embedder
@@ -500,6 +501,12 @@ class TenantMemory:
         if dead or n:
             log.info("tenant %r: swept %d expired session(s) and %d expired memories", self.id, len(dead), n)
         return SweepReport(len(dead), n)
+
+    def compact(self) -> CompactReport:
+        """Sweep expired sessions and memories, then compact the tenant's files
+        (``Tenant.compact``): forgotten memories are purged from disk."""
+        self.sweep()
+        return self._t.compact()
 
     def consolidate(self, session_id: str, distill: Callable[[list[Note]], Iterable[Any]] | None = None, *,
                     dedupe: float | None = 0.05) -> ConsolidationReport:
