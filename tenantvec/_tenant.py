@@ -7,9 +7,9 @@ at the engine boundary (:func:`storage_error`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .errors import TenantNotFound
 
@@ -18,12 +18,15 @@ if TYPE_CHECKING:
     from ._engine.manager import ShardManager
     from ._engine.shard import Shard
     from ._engine.txn import ReadTxn, WriteTxn
+    from ._engine.wmlog import WmView
     from ._store import Store
     from ._types import Hit, QueryPlan, Record, TenantInfo
 
 #: A ``where`` filter (see :mod:`tenantvec._filters`).
 Where = dict[str, Any]
 
+
+R = TypeVar("R")
 
 def storage_error(exc: BaseException, what: str, path: str) -> BaseException:
     """The :class:`~tenantvec.TenantVecError` for a raw storage error (``exc`` itself when
@@ -255,6 +258,30 @@ class Tenant:
         """
         with self._call(wrote=False) as shard:  # the shard flags its memory when working memory grew
             shard.wm_write(ops)
+
+    def wm_update(self, update: Callable[[WmView], tuple[Sequence[tuple[bytes, bytes | None]], R]]) -> R:
+        """Read-modify-write working memory atomically: ``update(view)`` sees it as it is
+        (``view.get(key)``, ``view.items(prefix)``) and returns ``(ops, result)``; the ops are
+        applied as :meth:`wm_write` applies them and ``result`` is returned, under the
+        tenant's write lock. ``update`` must be quick and must not call this tenant. When it
+        raises, nothing is written.
+
+        :raises InvalidArgument: malformed ops (nothing is written).
+        :raises ReadOnlyStore: the store is read-only.
+        :raises TenantInactive: the tenant is deactivated.
+        """
+        with self._call(wrote=False) as shard:
+            return shard.wm_update(update)
+
+    def wm_read(self, read: Callable[[WmView], R]) -> R:
+        """``read(view)`` of working memory as it is now, journaled writes included, under
+        the tenant's shared lock (several reads, one consistent state). ``read`` must be
+        quick and must not call this tenant.
+
+        :raises TenantInactive: the tenant is deactivated.
+        """
+        with self._call() as shard:
+            return shard.wm_read(read)
 
     def wm_get(self, key: bytes) -> bytes | None:
         """The working memory value under ``key`` (journaled writes included), or None.

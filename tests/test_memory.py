@@ -684,7 +684,9 @@ def test_consolidate_dedupe_reinforces(tm: TenantMemory, clock: FakeClock):
     assert (got.reinforced, got.last_seen, got.confidence, got.text) == (1, clock(), 0.8, existing.text)
     assert got.session is None, "reinforcing keeps the memory's provenance"
     assert tm.count() == 4
-    assert tm.get(r.ids[2]).confidence == 1.0
+    repeated = tm.get(r.ids[2])
+    assert (repeated.confidence, repeated.reinforced, repeated.last_seen) == (1.0, 1, clock()), \
+        "a repeat within the batch reinforces the new memory as a repeat across sessions would"
     # Reinforcement counts and keeps the highest confidence; dedupe=None adds copies.
     clock.advance(100)
     s.note("Acme bills through PostgreSQL", confidence=0.1)
@@ -1310,3 +1312,42 @@ def test_compact_sweeps_expired_sessions_and_purges_forgotten_text(mem: Memory, 
     assert tm.tenant.wm_items(b"s/old\x00") == []
     data = b"".join(p.read_bytes() for p in mem.store.tenant_path("sweeper").rglob("*") if p.is_file())
     assert b"launch codes" not in data
+
+
+def test_concurrent_appends_to_one_log_get_distinct_positions(tm: TenantMemory):
+    import threading
+
+    s = tm.session("busy")
+    positions: list[int] = []
+    lock = threading.Lock()
+    go = threading.Barrier(4)
+
+    def worker(w: int) -> None:
+        go.wait()
+        for i in range(200):
+            pos = s.append("turns", {"w": w, "i": i})
+            with lock:
+                positions.append(pos)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(positions) == list(range(800))
+    items = s.log("turns")
+    assert len(items) == 800
+    assert sorted((d["w"], d["i"]) for d in items) == [(w, i) for w in range(4) for i in range(200)]
+    assert s.log("turns", last=3) == items[-3:]
+
+
+def test_log_last_longer_than_half_the_log(tm: TenantMemory):
+    s = tm.session("tail")
+    for i in range(8):
+        s.append("l", i)
+    assert s.log("l", last=10) == list(range(8))
+    assert s.log("l", last=5) == [3, 4, 5, 6, 7]
+    for i in range(8, 600):
+        s.append("l", i)
+    assert s.log("l", last=300) == list(range(300, 600))
+    assert s.log("l", last=0) == []

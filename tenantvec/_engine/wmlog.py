@@ -607,6 +607,26 @@ class WorkingMemoryCalls:
         finally:
             self._lock.release_write()
 
+    def wm_update(self: _Host, update: Callable[[WmView], tuple[object, R]]) -> R:
+        """``update(view)`` returns ``(ops, result)``: the ops are applied as :meth:`wm_write`
+        applies them, and the result returned, all under the lock held alone, so that a
+        read-modify-write of working memory (a log's next position) is atomic. Nothing is
+        written when ``update`` raises.
+
+        :raises InvalidArgument: a malformed operation (nothing is written).
+        :raises ReadOnlyStore, TenantInactive: a read-only shard, a deactivated tenant.
+        """
+        self._wm.check(())  # a read-only shard refuses before anything runs
+        self._acquire_write()
+        try:
+            ops, out = update(self.wm_view())
+            batch = self._wm.check(ops)
+            if batch and self._wm.append(batch):
+                self.memory_changed = True
+            return out
+        finally:
+            self._lock.release_write()
+
     def wm_read(self: _Host, read: Callable[[WmView], R]) -> R:
         """``read(view)`` of working memory as it is now (:meth:`wm_view`), under the shared lock.
 

@@ -219,6 +219,7 @@ def _write(tm: TenantMemory, steps: Steps, tx: Any, sid: str, plan: _Plan, now: 
     result: list[str] = [""] * len(fields)
     added: list[int] = []
     bumps: dict[str, list[int]] = {}
+    repeats: dict[int, list[int]] = {}  # an added item -> its later copies in the batch
     skipped = 0
     for i in range(len(fields)):
         j = plan.twin[i]
@@ -228,6 +229,8 @@ def _write(tm: TenantMemory, steps: Steps, tx: Any, sid: str, plan: _Plan, now: 
             target = plan.target[j] if plan.target[j] in live else None
             if target is not None:
                 bumps.setdefault(target, []).append(i)
+            else:
+                repeats.setdefault(j, []).append(i)
             continue
         target = plan.target[i] if plan.target[i] in live else None
         if target is None:
@@ -237,14 +240,16 @@ def _write(tm: TenantMemory, steps: Steps, tx: Any, sid: str, plan: _Plan, now: 
             result[i] = target
             bumps.setdefault(target, []).append(i)
     if added:
+        metadata = [fields[i].record_metadata(now) for i in added]
+        for i, md in zip(added, metadata, strict=True):
+            if i in repeats:  # repeated within the batch: a new memory, reinforced as often
+                _reinforce(md, [fields[r].confidence for r in repeats[i]], now)
         tx.add(plan.vectors[added], ids=[result[i] for i in added], documents=[fields[i].text for i in added],
-               metadata=[fields[i].record_metadata(now) for i in added])
+               metadata=metadata)
     for target, items in bumps.items():
         rec = live[target]
         md = dict(rec.metadata)
-        md[REINFORCED] = md.get(REINFORCED, 0) + len(items)
-        md[LAST_SEEN] = now
-        md[CONFIDENCE] = max([md[CONFIDENCE], *(fields[i].confidence for i in items)])
+        _reinforce(md, [fields[i].confidence for i in items], now)
         tx.upsert(row_vector(rec), ids=[target], documents=[rec.document], metadata=[md])
     ids = tuple(dict.fromkeys(result))
     new = tuple(result[i] for i in added)
@@ -253,3 +258,10 @@ def _write(tm: TenantMemory, steps: Steps, tx: Any, sid: str, plan: _Plan, now: 
     return ConsolidationReport(tm.id, sid, added=new, reinforced=tuple(bumps), skipped=skipped, ids=tuple(result),
                                audit_seq=entry.seq)
 
+
+def _reinforce(md: dict[str, Any], confidences: list[float], now: float) -> None:
+    """Count ``len(confidences)`` more sightings of a memory (record metadata ``md``): its
+    reinforcement count, last-seen time and the highest confidence seen."""
+    md[REINFORCED] = md.get(REINFORCED, 0) + len(confidences)
+    md[LAST_SEEN] = now
+    md[CONFIDENCE] = max([md[CONFIDENCE], *confidences])

@@ -36,7 +36,8 @@ MAX_NAME_BYTES: Final = 200
 MAX_DEPTH: Final = 32
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # the integers msgpack stores
 
-_pack = msgpack.Packer(use_bin_type=True).pack
+_pack = msgpack.packb  # a fresh packer per call: handles are shared across threads
+Op = tuple[bytes, bytes | None]
 
 
 def unpack(raw: bytes) -> Any:
@@ -149,8 +150,12 @@ class WorkingMemory:
         return f"WorkingMemory(tenant={self.tenant!r}, session={self.id!r})"
 
     # -- meta
-    def _meta(self) -> dict[str, Any]:
-        raw = self._t.wm_get(self._meta_key)
+    def _live(self, view: Any) -> dict[str, Any]:
+        """The session's meta as ``view`` (a ``Tenant.wm_read``/``wm_update`` view) shows it.
+
+        :raises SessionNotFound, SessionExpired: the session is gone.
+        """
+        raw = view.get(self._meta_key)
         if raw is None:
             raise SessionNotFound(f"tenant {self.tenant!r} has no session {self.id!r}", tenant=self.tenant)
         meta: dict[str, Any] = unpack(raw)
@@ -166,25 +171,28 @@ class WorkingMemory:
 
         :raises SessionNotFound, SessionExpired: the session is gone.
         """
-        expires: float | None = self._meta().get("e")
+        expires: float | None = self._t.wm_read(self._live).get("e")
         return expires
 
     @property
     def created_at(self) -> float:
         """When the session was opened (unix seconds)."""
-        created: float = self._meta()["c"]
+        created: float = self._t.wm_read(self._live)["c"]
         return created
 
     def touch(self, ttl: float | None = None) -> float | None:
         """Restart the session's TTL from now (``ttl`` replaces it when given; a session
         without a TTL keeps none unless given one); returns the new ``expires_at``."""
-        meta = self._meta()
-        if ttl is not None:
-            meta["t"] = check_ttl(ttl, self.tenant)
-        meta["e"] = None if meta.get("t") is None else self._clock() + meta["t"]
-        self._t.wm_write([(self._meta_key, _pack(meta))])
-        expires: float | None = meta["e"]
-        return expires
+        new_ttl = None if ttl is None else check_ttl(ttl, self.tenant)
+
+        def update(view: Any) -> tuple[list[Op], float | None]:
+            meta = self._live(view)
+            if new_ttl is not None:
+                meta["t"] = new_ttl
+            meta["e"] = None if meta.get("t") is None else self._clock() + meta["t"]
+            return [(self._meta_key, _pack(meta))], meta["e"]
+
+        return self._t.wm_update(update)
 
     # -- keys
     def set(self, key: str, value: Any) -> None:
@@ -194,43 +202,64 @@ class WorkingMemory:
         """
         k = self._prefix + b"k\x00" + _name(key, "key", self.tenant)
         check_jsonable(value, f"session {self.id!r} key {key!r}", self.tenant)
-        self._meta()
-        self._t.wm_write([(k, _pack(value))])
+        op = [(k, _pack(value))]
+
+        def update(view: Any) -> tuple[list[Op], None]:
+            self._live(view)
+            return op, None
+
+        self._t.wm_update(update)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         k = self._prefix + b"k\x00" + _name(key, "key", self.tenant)
-        self._meta()
-        raw = self._t.wm_get(k)
+
+        def read(view: Any) -> bytes | None:
+            self._live(view)
+            value: bytes | None = view.get(k)
+            return value
+
+        raw = self._t.wm_read(read)
         return default if raw is None else unpack(raw)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; returns whether it was set."""
         k = self._prefix + b"k\x00" + _name(key, "key", self.tenant)
-        self._meta()
-        if self._t.wm_get(k) is None:
-            return False
-        self._t.wm_write([(k, None)])
-        return True
+
+        def update(view: Any) -> tuple[list[Op], bool]:
+            self._live(view)
+            return ([(k, None)], True) if view.get(k) is not None else ([], False)
+
+        return self._t.wm_update(update)
 
     def items(self) -> dict[str, Any]:
         """Every key's value, by key."""
-        self._meta()
         p = self._prefix + b"k\x00"
-        return {k[len(p):].decode(): unpack(v) for k, v in self._t.wm_items(p)}
+
+        def read(view: Any) -> list[tuple[bytes, bytes]]:
+            self._live(view)
+            rows: list[tuple[bytes, bytes]] = view.items(p)
+            return rows
+
+        return {k[len(p):].decode(): unpack(v) for k, v in self._t.wm_read(read)}
 
     # -- logs
     def append(self, log: str, item: Any) -> int:
-        """Append a JSON-able ``item`` to the ordered log ``log``; returns its position (0, 1, ...)."""
+        """Append a JSON-able ``item`` to the ordered log ``log``; returns its position (0, 1, ...).
+        Appends to one log from several threads get distinct positions."""
         name = _name(log, "log name", self.tenant)
         check_jsonable(item, f"session {self.id!r} log {log!r}", self.tenant)
-        meta = self._meta()
-        logs = meta.setdefault("l", {})
-        n = logs.get(log, 0)
-        logs[log] = n + 1
-        key = self._prefix + b"l\x00" + name + b"\x00" + n.to_bytes(8, "big")
-        self._t.wm_write([(key, _pack(item)), (self._meta_key, _pack(meta))])
-        return int(n)
+        data = _pack(item)
+        prefix = self._prefix + b"l\x00" + name + b"\x00"
+
+        def update(view: Any) -> tuple[list[Op], int]:
+            meta = self._live(view)
+            logs = meta.setdefault("l", {})
+            n: int = logs.get(log, 0)
+            logs[log] = n + 1
+            return [(prefix + n.to_bytes(8, "big"), data), (self._meta_key, _pack(meta))], n
+
+        return self._t.wm_update(update)
 
     def log(self, name: str, last: int | None = None) -> list[Any]:
         """The items of log ``name`` in order (the ``last`` n only, when given)."""
@@ -238,25 +267,15 @@ class WorkingMemory:
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
             raise InvalidArgument(f"tenant {self.tenant!r}: last must be a non-negative int, got {last!r}",
                                   tenant=self.tenant)
-        meta = self._meta()
-        rows = self._t.wm_items(p) if last is None else self._tail(p, meta.get("l", {}).get(name, 0), last)
-        return [unpack(v) for _, v in rows]
 
-    def _tail(self, prefix: bytes, end: int, last: int) -> list[tuple[bytes, bytes]]:
-        """The rows of the log under ``prefix`` at positions ``end - last`` to ``end - 1``
-        (``end``: its next position; ``clear`` leaves no gaps inside that range, only before
-        it). A position is 8 big-endian bytes, so a prefix with its first 7 covers 256 of them:
-        a short tail reads the one or two such blocks it spans, not the whole log."""
-        start = max(0, end - last)
-        if start >= end:
-            return []
-        first, final = start >> 8, (end - 1) >> 8
-        if final - first > 1:
-            rows = self._t.wm_items(prefix)
-        else:
-            rows = [row for block in range(first, final + 1)
-                    for row in self._t.wm_items(prefix + block.to_bytes(7, "big"))]
-        return rows[bisect_left(rows, prefix + start.to_bytes(8, "big"), key=itemgetter(0)):]
+        def read(view: Any) -> list[tuple[bytes, bytes]]:
+            meta = self._live(view)
+            if last is None:
+                rows: list[tuple[bytes, bytes]] = view.items(p)
+                return rows
+            return _tail(view, p, meta.get("l", {}).get(name, 0), last)
+
+        return [unpack(v) for _, v in self._t.wm_read(read)]
 
     # -- notes
     def note(self, text: str, *, kind: str = "semantic", source: str = "agent", confidence: float = 1.0,
@@ -269,29 +288,59 @@ class WorkingMemory:
         fields = {"text": check_text(text, t), "kind": check_choice(kind, KINDS, "kind", t),
                   "source": check_choice(source, SOURCES, "source", t),
                   "confidence": check_confidence(confidence, t), "metadata": check_user_metadata(metadata, t)}
-        meta = self._meta()
-        n = meta.get("n", 0)
-        meta["n"] = n + 1
-        note_id = f"{self.id}#{n}"
-        fields.update(tenant=t, session=self.id, id=note_id, at=self._clock())
-        key = self._prefix + b"n\x00" + n.to_bytes(8, "big")
-        self._t.wm_write([(key, _pack(fields)), (self._meta_key, _pack(meta))])
-        return note_id
+
+        def update(view: Any) -> tuple[list[Op], str]:
+            meta = self._live(view)
+            n = meta.get("n", 0)
+            meta["n"] = n + 1
+            note_id = f"{self.id}#{n}"
+            fields.update(tenant=t, session=self.id, id=note_id, at=self._clock())
+            key = self._prefix + b"n\x00" + n.to_bytes(8, "big")
+            return [(key, _pack(fields)), (self._meta_key, _pack(meta))], note_id
+
+        return self._t.wm_update(update)
 
     def staged(self) -> list[Note]:
         """The notes waiting for consolidation, in the order staged."""
-        self._meta()
-        return [note_of(v) for _, v in self._t.wm_items(self._prefix + b"n\x00")]
+        p = self._prefix + b"n\x00"
+
+        def read(view: Any) -> list[tuple[bytes, bytes]]:
+            self._live(view)
+            rows: list[tuple[bytes, bytes]] = view.items(p)
+            return rows
+
+        return [note_of(v) for _, v in self._t.wm_read(read)]
 
     def clear(self) -> int:
         """Remove every key, log and staged note of the session (it stays open; its logs start
         again at position 0); returns how many."""
-        meta = self._meta()
-        doomed = [k for k, _ in self._t.wm_items(self._prefix) if k[len(self._prefix):][:1] in (b"k", b"l", b"n")]
-        if doomed:
+        p = self._prefix
+
+        def update(view: Any) -> tuple[list[Op], int]:
+            meta = self._live(view)
+            doomed: list[Op] = [(k, None) for k, _ in view.items(p) if k[len(p):][:1] in (b"k", b"l", b"n")]
+            if not doomed:
+                return [], 0
             meta["l"] = {}
-            self._t.wm_write([*((k, None) for k in doomed), (self._meta_key, _pack(meta))])
-        return len(doomed)
+            return [*doomed, (self._meta_key, _pack(meta))], len(doomed)
+
+        return self._t.wm_update(update)
+
+
+def _tail(view: Any, prefix: bytes, end: int, last: int) -> list[tuple[bytes, bytes]]:
+    """The rows of the log under ``prefix`` at positions ``end - last`` to ``end - 1``
+    (``end``: its next position; ``clear`` leaves no gaps inside that range, only before
+    it). A position is 8 big-endian bytes, so a prefix with its first 7 covers 256 of them:
+    a short tail reads the one or two such blocks it spans, not the whole log."""
+    start = max(0, end - last)
+    if start >= end:
+        return []
+    first, final = start >> 8, (end - 1) >> 8
+    if final - first > 1:
+        rows: list[tuple[bytes, bytes]] = view.items(prefix)
+    else:
+        rows = [row for block in range(first, final + 1) for row in view.items(prefix + block.to_bytes(7, "big"))]
+    return rows[bisect_left(rows, prefix + start.to_bytes(8, "big"), key=itemgetter(0)):]
 
 
 def note_of(raw: bytes) -> Note:
