@@ -10,47 +10,59 @@ from contextlib import contextmanager
 class RWLock:
     """Many readers or one writer; waiting writers block new readers (no starvation)."""
 
-    __slots__ = ("_cond", "_lock", "_readers", "_waiting", "_writer")
+    __slots__ = ("_cond", "_lock", "_readers", "_sleepers", "_waiting", "_writer")
 
     def __init__(self) -> None:
-        # Readers take the condition's lock directly (a C call) and touch the condition
-        # only when they must wait or a writer waits for them.
+        # Everyone takes the condition's lock directly (a C call) and touches the condition
+        # (Python code) only to sleep, or to wake sleepers when there are any.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._readers = 0
         self._writer = False
-        self._waiting = 0
+        self._waiting = 0  # writers waiting: they hold new readers back
+        self._sleepers = 0  # threads inside _cond.wait()
+
+    def _sleep(self) -> None:
+        self._sleepers += 1
+        try:
+            self._cond.wait()
+        finally:
+            self._sleepers -= 1
+
+    def _wake(self) -> None:
+        if self._sleepers:
+            self._cond.notify_all()
 
     def acquire_read(self) -> None:
         with self._lock:
             while self._writer or self._waiting:
-                self._cond.wait()
+                self._sleep()
             self._readers += 1
 
     def release_read(self) -> None:
         with self._lock:
             self._readers -= 1
             if not self._readers and self._waiting:
-                self._cond.notify_all()
+                self._wake()
 
     def acquire_write(self) -> None:
-        with self._cond:
+        with self._lock:
             self._waiting += 1
             try:
                 while self._writer or self._readers:
-                    self._cond.wait()
+                    self._sleep()
             except BaseException:  # interrupted: readers held back for this writer may go
                 self._waiting -= 1
                 if not self._waiting:
-                    self._cond.notify_all()
+                    self._wake()
                 raise
             self._waiting -= 1
             self._writer = True
 
     def release_write(self) -> None:
-        with self._cond:
+        with self._lock:
             self._writer = False
-            self._cond.notify_all()
+            self._wake()
 
     @contextmanager
     def read(self) -> Iterator[None]:

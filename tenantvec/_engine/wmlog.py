@@ -193,37 +193,86 @@ def check_ops(ops: object, tenant: str) -> Sequence[Op]:
 
 # ---------------------------------------------------------------------------- the mirror
 class _Mirror:
-    """Working memory's entries: key -> value, keys sorted on demand, and the keys whose
-    LMDB value failed its CRC32 (served as ``CorruptShard``)."""
+    """Working memory's entries: key -> value, their keys in order, and the keys whose
+    LMDB value failed its CRC32 (served as ``CorruptShard``).
 
-    __slots__ = ("damaged", "entries", "keys", "nbytes")
+    The order is kept in two sorted lists so that a new key costs O(log n) plus a move of
+    at most :data:`_FRESH_MAX` pointers, not of all n (a session log of 100,000 items
+    grows by one key per append): ``keys`` (sorted on first use) and ``fresh`` (keys added
+    since), with ``gone`` the keys deleted from ``keys`` but not yet cut out of it. Both
+    fold into ``keys`` when either passes :data:`_FRESH_MAX`.
+    """
+
+    __slots__ = ("damaged", "entries", "fresh", "gone", "keys", "nbytes")
 
     def __init__(self, entries: dict[bytes, bytes], damaged: set[bytes]) -> None:
         self.entries = entries
         self.damaged = damaged
         self.keys: list[bytes] | None = None
+        self.fresh: list[bytes] = []
+        self.gone: set[bytes] = set()
         self.nbytes = sum(_ENTRY_BYTES + len(k) + len(v) for k, v in entries.items())
 
     def apply(self, batch: Sequence[Op]) -> None:
-        entries, keys = self.entries, self.keys
+        entries = self.entries
         for k, v in batch:
             old = entries.get(k)
             if v is None:
                 if old is not None:
                     del entries[k]
                     self.nbytes -= _ENTRY_BYTES + len(k) + len(old)
-                    if keys is not None:
-                        del keys[bisect_left(keys, k)]
+                    self._drop_key(k)
             else:
                 entries[k] = v
                 if old is None:
                     self.nbytes += _ENTRY_BYTES + len(k) + len(v)
-                    if keys is not None:
-                        insort(keys, k)
+                    self._add_key(k)
                 else:
                     self.nbytes += len(v) - len(old)
             if self.damaged:
                 self.damaged.discard(k)
+
+    def _add_key(self, k: bytes) -> None:
+        if self.keys is None:
+            return
+        if k in self.gone:  # still in ``keys``: live again
+            self.gone.discard(k)
+            return
+        insort(self.fresh, k)
+        if len(self.fresh) > _FRESH_MAX:
+            self.keys = sorted(self.entries)
+            self.fresh, self.gone = [], set()
+
+    def _drop_key(self, k: bytes) -> None:
+        if self.keys is None:
+            return
+        fresh = self.fresh
+        i = bisect_left(fresh, k)
+        if i < len(fresh) and fresh[i] == k:
+            del fresh[i]
+            return
+        self.gone.add(k)
+        if len(self.gone) > _FRESH_MAX:
+            self.keys = sorted(self.entries)
+            self.fresh, self.gone = [], set()
+
+    def ordered(self, lo: bytes, hi: bytes | None) -> list[bytes]:
+        """The keys from ``lo`` (included) to ``hi`` (excluded; None: to the end), in order."""
+        keys = self.keys
+        if keys is None:
+            keys = self.keys = sorted(self.entries)
+        out = keys[bisect_left(keys, lo):len(keys) if hi is None else bisect_left(keys, hi)]
+        if self.gone:
+            out = [k for k in out if k not in self.gone]
+        fresh = self.fresh
+        if fresh:
+            more = fresh[bisect_left(fresh, lo):len(fresh) if hi is None else bisect_left(fresh, hi)]
+            if more:
+                out = sorted(out + more)
+        return out
+
+
+_FRESH_MAX = 1024
 
 
 def _scan(txn: lmdb.Transaction[bytes], db: Any) -> _Mirror:
@@ -276,17 +325,21 @@ class WmView:
         if not isinstance(prefix, (bytes, bytearray, memoryview)):
             raise InvalidArgument(f"tenant {self._tenant!r}: side table prefix must be bytes, got {prefix!r}")
         p = bytes(prefix)
-        mirror = self._mirror
-        bad = sorted(k for k in mirror.damaged if k.startswith(p))
-        if bad:
-            raise self._damaged(bad[0])
-        keys = mirror.keys
-        if keys is None:
-            keys = mirror.keys = sorted(mirror.entries)
         end = p.rstrip(b"\xff")  # the keys after every key starting with p start with this + 1
-        hi = bisect_left(keys, end[:-1] + bytes([end[-1] + 1])) if end else len(keys)
+        return self.between(p, end[:-1] + bytes([end[-1] + 1]) if end else None)
+
+    def between(self, lo: bytes, hi: bytes | None) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) with ``lo <= key < hi`` (``hi`` None: to the end), in key order.
+
+        :raises CorruptShard: one of them fails its CRC32.
+        """
+        mirror = self._mirror
+        if mirror.damaged:
+            bad = sorted(k for k in mirror.damaged if lo <= k and (hi is None or k < hi))
+            if bad:
+                raise self._damaged(bad[0])
         entries = mirror.entries
-        return [(k, entries[k]) for k in keys[bisect_left(keys, p) : hi]]
+        return [(k, entries[k]) for k in mirror.ordered(lo, hi)]
 
 
 # ---------------------------------------------------------------------------- one shard's

@@ -5,6 +5,7 @@ A session lives in the shard's ``wm`` side table under keys ``s/<session>\\0<par
     m              the session's meta (created, expires, counters, consolidation round)
     k\\0<key>       a value set with ``set``
     l\\0<log>\\0<n>  item n of an ordered log (``append``)
+    c\\0<log>       the log's next position (8 bytes, big-endian)
     n\\0<n>         staged note n (``note``), until consolidation turns it into memory
     r\\0<round>     the report of a consolidation round (what a retry returns)
 
@@ -16,9 +17,7 @@ transaction. Values are msgpack of JSON-able data.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from collections.abc import Iterator, Mapping
-from operator import itemgetter
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
@@ -34,7 +33,6 @@ SESSIONS: Final = b"s/"
 MAX_SESSION_BYTES: Final = 128  # with a 200-byte name, every key of a session fits the 511 bytes of a wm key
 MAX_NAME_BYTES: Final = 200
 MAX_DEPTH: Final = 32
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # the integers msgpack stores
 
 _pack = msgpack.packb  # a fresh packer per call: handles are shared across threads
 Op = tuple[bytes, bytes | None]
@@ -93,38 +91,79 @@ def _utf8(text: str, what: str, tenant: str) -> bytes:
         raise InvalidArgument(f"tenant {tenant!r}: {what} {text!r:.60} is not valid Unicode", tenant=tenant) from None
 
 
-def check_jsonable(value: object, what: str, tenant: str, depth: int = 0) -> None:
-    """Refuse what JSON cannot hold (bytes, sets, NaN, non-str keys, deep nesting).
+_LEAVES = frozenset({str, int, bool, type(None)})
+Label = str | Callable[[], str]  # what a value is, for error messages: a callable is called only then
+
+
+def _said(what: Label) -> str:
+    return what if isinstance(what, str) else what()
+
+
+def check_jsonable(value: object, what: Label, tenant: str, depth: int = 0) -> None:
+    """Refuse what JSON cannot hold (bytes, sets, NaN, non-str keys, deep nesting); strings
+    that are not valid Unicode and integers beyond 64 bits are refused by :func:`pack_json`.
 
     :raises InvalidArgument: naming ``what`` and the offending part.
     """
-    if value is None or isinstance(value, (str, bool, int)):
-        if isinstance(value, str):
-            _utf8(value, what, tenant)
-        elif isinstance(value, int) and not isinstance(value, bool) and not _INT_MIN <= value <= _INT_MAX:
-            raise InvalidArgument(f"tenant {tenant!r}: {what} holds the integer {value}, outside the 64-bit range "
-                                  "working memory stores", tenant=tenant)
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:  # the common cases first, by exact type
         return
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidArgument(f"tenant {tenant!r}: {what} holds {value!r}, which JSON cannot", tenant=tenant)
+            raise InvalidArgument(f"tenant {tenant!r}: {_said(what)} holds {value!r}, which JSON cannot",
+                                  tenant=tenant)
+        return
+    if isinstance(value, (str, int)):  # subclasses: an IntEnum, a str subclass
         return
     if depth >= MAX_DEPTH:
-        raise InvalidArgument(f"tenant {tenant!r}: {what} nests more than {MAX_DEPTH} levels (or refers to itself)",
+        raise InvalidArgument(f"tenant {tenant!r}: {_said(what)} nests more than {MAX_DEPTH} levels "
+                              "(or refers to itself)",
                               tenant=tenant)
     if isinstance(value, (list, tuple)):
         for item in value:
-            check_jsonable(item, what, tenant, depth + 1)
+            if type(item) not in _LEAVES:  # leaves are checked here, not by a call each
+                check_jsonable(item, what, tenant, depth + 1)
         return
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise InvalidArgument(f"tenant {tenant!r}: {what} has a non-str key {k!r}", tenant=tenant)
-            _utf8(k, what, tenant)
-            check_jsonable(v, what, tenant, depth + 1)
+                raise InvalidArgument(f"tenant {tenant!r}: {_said(what)} has a non-str key {k!r}", tenant=tenant)
+            if type(v) not in _LEAVES:
+                check_jsonable(v, what, tenant, depth + 1)
         return
-    raise InvalidArgument(f"tenant {tenant!r}: {what} holds a {type(value).__name__} ({value!r:.60}), "
+    raise InvalidArgument(f"tenant {tenant!r}: {_said(what)} holds a {type(value).__name__} ({value!r:.60}), "
                           "which is not JSON-able", tenant=tenant)
+
+
+def pack_json(value: object, what: Label, tenant: str) -> bytes:
+    """``value`` checked (:func:`check_jsonable`) and packed.
+
+    :raises InvalidArgument: it is not JSON-able, holds a string that is not valid Unicode
+        (a lone surrogate) or an integer beyond 64 bits (the message names it).
+    """
+    check_jsonable(value, what, tenant)
+    try:
+        return _pack(value)
+    except (UnicodeEncodeError, OverflowError):  # rare: find the culprit to name it
+        bad = _unpackable(value)
+    raise InvalidArgument(f"tenant {tenant!r}: {_said(what)} holds {bad!r:.80}, which working memory cannot store "
+                          "(a string that is not valid Unicode, or an integer beyond 64 bits)", tenant=tenant)
+
+
+def _unpackable(value: Any) -> Any:
+    """The first string or integer inside ``value`` that msgpack refuses (or ``value``)."""
+    if isinstance(value, Mapping):
+        parts: list[Any] = [x for kv in value.items() for x in kv]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        return value
+    for part in parts:
+        try:
+            _pack(part)
+        except (UnicodeEncodeError, OverflowError):
+            return _unpackable(part)
+    return value
 
 
 class WorkingMemory:
@@ -136,7 +175,7 @@ class WorkingMemory:
     session is gone from every read and each call raises ``SessionExpired``.
     """
 
-    __slots__ = ("_clock", "_meta_key", "_prefix", "_t", "id", "tenant")
+    __slots__ = ("_cache", "_clock", "_logs", "_meta_key", "_prefix", "_t", "id", "tenant")
 
     def __init__(self, tenant: Tenant, session_id: str, clock: Any) -> None:
         self._t = tenant
@@ -145,6 +184,8 @@ class WorkingMemory:
         self._clock = clock
         self._prefix = session_prefix(session_id)
         self._meta_key = self._prefix + b"m"
+        self._cache: tuple[bytes, dict[str, Any]] = (b"", {})  # the meta last decoded, by its bytes
+        self._logs: dict[str, tuple[bytes, bytes]] = {}  # log name -> (its items' prefix, its counter's key)
 
     def __repr__(self) -> str:
         return f"WorkingMemory(tenant={self.tenant!r}, session={self.id!r})"
@@ -153,12 +194,17 @@ class WorkingMemory:
     def _live(self, view: Any) -> dict[str, Any]:
         """The session's meta as ``view`` (a ``Tenant.wm_read``/``wm_update`` view) shows it.
 
+        Callers that change the meta change a copy.
+
         :raises SessionNotFound, SessionExpired: the session is gone.
         """
         raw = view.get(self._meta_key)
         if raw is None:
             raise SessionNotFound(f"tenant {self.tenant!r} has no session {self.id!r}", tenant=self.tenant)
-        meta: dict[str, Any] = unpack(raw)
+        cached, meta = self._cache
+        if raw is not cached:  # the mirror hands out the same bytes until the meta is rewritten
+            meta = unpack(raw)
+            self._cache = (raw, meta)
         expires = meta.get("e")
         if expires is not None and self._clock() >= expires:
             raise SessionExpired(f"tenant {self.tenant!r}: session {self.id!r} expired at {expires}",
@@ -186,7 +232,7 @@ class WorkingMemory:
         new_ttl = None if ttl is None else check_ttl(ttl, self.tenant)
 
         def update(view: Any) -> tuple[list[Op], float | None]:
-            meta = self._live(view)
+            meta = dict(self._live(view))
             if new_ttl is not None:
                 meta["t"] = new_ttl
             meta["e"] = None if meta.get("t") is None else self._clock() + meta["t"]
@@ -201,12 +247,11 @@ class WorkingMemory:
         :raises InvalidArgument: ``key`` or ``value`` unusable (nothing is written).
         """
         k = self._prefix + b"k\x00" + _name(key, "key", self.tenant)
-        check_jsonable(value, f"session {self.id!r} key {key!r}", self.tenant)
-        op = [(k, _pack(value))]
+        ops: list[Op] = [(k, pack_json(value, lambda: f"session {self.id!r} key {key!r}", self.tenant))]
 
         def update(view: Any) -> tuple[list[Op], None]:
             self._live(view)
-            return op, None
+            return ops, None
 
         self._t.wm_update(update)
 
@@ -244,36 +289,41 @@ class WorkingMemory:
         return {k[len(p):].decode(): unpack(v) for k, v in self._t.wm_read(read)}
 
     # -- logs
+    def _log_keys(self, log: str) -> tuple[bytes, bytes]:
+        keys = self._logs.get(log)
+        if keys is None:
+            name = _name(log, "log name", self.tenant)
+            keys = self._logs[log] = (self._prefix + b"l\x00" + name + b"\x00", self._prefix + b"c\x00" + name)
+        return keys
+
     def append(self, log: str, item: Any) -> int:
         """Append a JSON-able ``item`` to the ordered log ``log``; returns its position (0, 1, ...).
         Appends to one log from several threads get distinct positions."""
-        name = _name(log, "log name", self.tenant)
-        check_jsonable(item, f"session {self.id!r} log {log!r}", self.tenant)
-        data = _pack(item)
-        prefix = self._prefix + b"l\x00" + name + b"\x00"
+        prefix, counter = self._log_keys(log)
+        data = pack_json(item, lambda: f"session {self.id!r} log {log!r}", self.tenant)
 
         def update(view: Any) -> tuple[list[Op], int]:
-            meta = self._live(view)
-            logs = meta.setdefault("l", {})
-            n: int = logs.get(log, 0)
-            logs[log] = n + 1
-            return [(prefix + n.to_bytes(8, "big"), data), (self._meta_key, _pack(meta))], n
+            self._live(view)
+            raw = view.get(counter)
+            n = 0 if raw is None else int.from_bytes(raw, "big")
+            return [(prefix + n.to_bytes(8, "big"), data), (counter, (n + 1).to_bytes(8, "big"))], n
 
         return self._t.wm_update(update)
 
     def log(self, name: str, last: int | None = None) -> list[Any]:
         """The items of log ``name`` in order (the ``last`` n only, when given)."""
-        p = self._prefix + b"l\x00" + _name(name, "log name", self.tenant) + b"\x00"
+        p, counter = self._log_keys(name)
         if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 0):
             raise InvalidArgument(f"tenant {self.tenant!r}: last must be a non-negative int, got {last!r}",
                                   tenant=self.tenant)
 
         def read(view: Any) -> list[tuple[bytes, bytes]]:
-            meta = self._live(view)
+            self._live(view)
             if last is None:
                 rows: list[tuple[bytes, bytes]] = view.items(p)
                 return rows
-            return _tail(view, p, meta.get("l", {}).get(name, 0), last)
+            raw = view.get(counter)
+            return _tail(view, p, 0 if raw is None else int.from_bytes(raw, "big"), last)
 
         return [unpack(v) for _, v in self._t.wm_read(read)]
 
@@ -290,7 +340,7 @@ class WorkingMemory:
                   "confidence": check_confidence(confidence, t), "metadata": check_user_metadata(metadata, t)}
 
         def update(view: Any) -> tuple[list[Op], str]:
-            meta = self._live(view)
+            meta = dict(self._live(view))
             n = meta.get("n", 0)
             meta["n"] = n + 1
             note_id = f"{self.id}#{n}"
@@ -317,30 +367,22 @@ class WorkingMemory:
         p = self._prefix
 
         def update(view: Any) -> tuple[list[Op], int]:
-            meta = self._live(view)
-            doomed: list[Op] = [(k, None) for k, _ in view.items(p) if k[len(p):][:1] in (b"k", b"l", b"n")]
-            if not doomed:
-                return [], 0
-            meta["l"] = {}
-            return [*doomed, (self._meta_key, _pack(meta))], len(doomed)
+            self._live(view)
+            rows = [k for k, _ in view.items(p) if k[len(p):][:1] in (b"k", b"l", b"n", b"c")]
+            items = sum(1 for k in rows if k[len(p):][:1] != b"c")  # log counters go too, not counted
+            return [(k, None) for k in rows], items
 
         return self._t.wm_update(update)
 
 
 def _tail(view: Any, prefix: bytes, end: int, last: int) -> list[tuple[bytes, bytes]]:
     """The rows of the log under ``prefix`` at positions ``end - last`` to ``end - 1``
-    (``end``: its next position; ``clear`` leaves no gaps inside that range, only before
-    it). A position is 8 big-endian bytes, so a prefix with its first 7 covers 256 of them:
-    a short tail reads the one or two such blocks it spans, not the whole log."""
+    (``end``: its next position), read as one key range of the mirror."""
     start = max(0, end - last)
     if start >= end:
         return []
-    first, final = start >> 8, (end - 1) >> 8
-    if final - first > 1:
-        rows: list[tuple[bytes, bytes]] = view.items(prefix)
-    else:
-        rows = [row for block in range(first, final + 1) for row in view.items(prefix + block.to_bytes(7, "big"))]
-    return rows[bisect_left(rows, prefix + start.to_bytes(8, "big"), key=itemgetter(0)):]
+    rows: list[tuple[bytes, bytes]] = view.between(prefix + start.to_bytes(8, "big"), prefix + end.to_bytes(8, "big"))
+    return rows
 
 
 def note_of(raw: bytes) -> Note:
@@ -357,7 +399,7 @@ def check_ttl(ttl: object, tenant: str) -> float:
 
 
 def new_meta(now: float, ttl: float | None) -> bytes:
-    return _pack({"c": now, "t": ttl, "e": None if ttl is None else now + ttl, "n": 0, "l": {}, "r": 0})
+    return _pack({"c": now, "t": ttl, "e": None if ttl is None else now + ttl, "n": 0, "r": 0})
 
 
 def pack(value: Any) -> bytes:
