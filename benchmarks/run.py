@@ -2,9 +2,10 @@
 
 Sections: query (hot latency + recall), cold (fresh-process open + first query), ingest
 (durable small batches, bulk), scale (many tenants under a memory budget), filtered
-(filtered queries at several selectivities, metadata write cost). Every section
-compares tenantvec with raw hnswlib and numpy on the same data in the same run and
-reports ratios. Tables go to stdout and to ``benchmarks/RESULTS.md``.
+(filtered queries at several selectivities, metadata write cost), memory (agent-memory
+working memory vs a local Redis, recall overhead over Tenant.query, embed time). Every
+section compares tenantvec with a baseline (raw hnswlib, numpy, Redis) on the same data in
+the same run and reports ratios. Tables go to stdout and to ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import cold, filtered, ingest, query, scale
+from benchmarks import cold, filtered, ingest, memory, query, scale
 from benchmarks.common import (
     BENCH_DIR,
     FULL,
@@ -47,6 +48,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "ingest": ingest.run,
     "scale": scale.run,
     "filtered": filtered.run,
+    "memory": memory.run,
 }
 
 

@@ -103,10 +103,12 @@ import sys
 import tempfile
 import textwrap
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TENANTS = {"t0": "l2", "t1": "cosine", "t2": "l2", "t3": "cosine", "t4": "l2"}
@@ -787,12 +789,20 @@ class TenantModel:
 
 
 @dataclass
-class Results:
+class Tally(ABC):
+    """What a kill campaign counts, shared by the kill tools: rounds, stores, time, activity,
+    where kills landed and every failure with up to three examples.
+
+    A tool subclasses it with its own counters, sets ``kinds`` (its ``FAILURES``, in table
+    order) and ``width`` (the failure column of its summary), and writes ``to_json`` and
+    ``summary`` around ``_json`` and ``_summary``.
+    """
+
+    kinds: ClassVar[tuple[str, ...]]
+    width: ClassVar[int]
+
     seed: int
-    library: str = ""
     kills: int = 0
-    writer_kills: int = 0
-    reader_kills: int = 0
     rounds: int = 0
     stores: int = 0
     elapsed: float = 0.0
@@ -800,64 +810,105 @@ class Results:
     examples: dict[str, list] = field(default_factory=dict)
     info: Counter = field(default_factory=Counter)
     kill_phase: Counter = field(default_factory=Counter)
-    writer_errors: Counter = field(default_factory=Counter)
-    reader_errors: Counter = field(default_factory=Counter)
     seconds: Counter = field(default_factory=Counter)  # where the time goes, per phase
 
     def fail(self, kind: str, example: dict[str, Any]) -> None:
-        assert kind in FAILURES, kind
+        """Count a failure of ``kind`` (one of ``kinds``), keeping its first three examples."""
+        assert kind in self.kinds, kind
         self.failures[kind] += 1
         ex = self.examples.setdefault(kind, [])
         if len(ex) < 3:
             ex.append(example)
 
     def failure_counts(self) -> dict[str, int]:
-        return {k: self.failures[k] for k in FAILURES}
+        """Every kind of failure with its count, zeros included, in table order."""
+        return {k: self.failures[k] for k in self.kinds}
 
     def failed(self) -> dict[str, int]:
+        """The kinds of failure that happened, with their counts."""
         return {k: v for k, v in self.failure_counts().items() if v}
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def per_100_kills(self) -> float:
+        """Seconds the campaign took per 100 kills."""
+        return 100 * self.elapsed / max(self.kills, 1)
+
+    def _json(self, head: dict[str, Any], tail: dict[str, Any]) -> dict[str, Any]:
+        """The JSON results: the seed, the tool's ``head`` fields, the common counters, the
+        tool's ``tail`` fields and the seconds by phase."""
         return {
-            "seed": self.seed, "library": self.library, "kills": self.kills, "writer_kills": self.writer_kills,
-            "reader_kills": self.reader_kills, "rounds": self.rounds, "stores": self.stores,
-            "elapsed_s": round(self.elapsed, 1),
-            "seconds_per_100_kills": round(100 * self.elapsed / max(self.kills, 1), 1),
+            "seed": self.seed, **head, "rounds": self.rounds, "stores": self.stores,
+            "elapsed_s": round(self.elapsed, 1), "seconds_per_100_kills": round(self.per_100_kills, 1),
             "failures": self.failure_counts(), "failed": self.failed(), "examples": self.examples,
-            "info": dict(sorted(self.info.items())), "kills_landed_inside": dict(self.kill_phase.most_common()),
-            "writer_tve_errors": dict(self.writer_errors.most_common()),
-            "reader_tve_errors": dict(self.reader_errors.most_common()),
+            "info": dict(sorted(self.info.items())), **tail,
             "seconds_by_phase": {k: round(v, 1) for k, v in self.seconds.items()},
         }
 
-    def summary(self) -> str:
-        lines = [
-            f"kill campaign  seed={self.seed}  kills={self.kills} (writer {self.writer_kills}, "
-            f"reader {self.reader_kills})  rounds={self.rounds}  stores={self.stores}  "
-            f"time={self.elapsed:.0f}s ({100 * self.elapsed / max(self.kills, 1):.1f}s per 100 kills)",
-            f"library: {self.library}",
-            "",
-            f"{'failure':<38}{'count':>7}  first example",
-            "-" * 110,
-        ]
+    def _summary(self, head: list[str], tail: list[str]) -> str:
+        """The summary text: the tool's ``head`` lines, the failure table with each kind's
+        first example, the tool's ``tail`` lines and the seconds by phase."""
+        w = self.width
+        lines = [*head, "", f"{'failure':<{w}}{'count':>7}  first example", "-" * 110]
         for k, v in self.failure_counts().items():
             ex = ""
             if v:
                 e = self.examples[k][0]
                 ex = f"round {e.get('round')}: {e.get('what', '')}"
                 ex = ex if len(ex) <= 200 else ex[:197] + "..."
-            lines.append(f"{k:<38}{v:>7}  {ex}")
-        lines.append("-" * 110)
-        lines.append(f"{'TOTAL':<38}{sum(self.failures.values()):>7}")
-        lines.append("")
-        info = ", ".join(f"{k}={v}" for k, v in sorted(self.info.items()))
-        lines.append(f"activity: {info}")
-        lines.append("kills landed inside: " + ", ".join(f"{k}={v}" for k, v in self.kill_phase.most_common()))
-        lines.append("writer TenantVecErrors (not acknowledged): "
-                     + ", ".join(f"{k}={v}" for k, v in self.writer_errors.most_common()))
-        lines.append("reader TenantVecErrors: " + ", ".join(f"{k}={v}" for k, v in self.reader_errors.most_common()))
+            lines.append(f"{k:<{w}}{v:>7}  {ex}")
+        lines += ["-" * 110, f"{'TOTAL':<{w}}{sum(self.failures.values()):>7}", "", *tail]
         lines.append("seconds by phase: " + ", ".join(f"{k}={v:.0f}" for k, v in self.seconds.items()))
         return "\n".join(lines)
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]:
+        """Every counter and example, as written to ``--out``."""
+
+    @abstractmethod
+    def summary(self) -> str:
+        """The table printed at the end of a campaign."""
+
+    @abstractmethod
+    def progress(self, rnd: int) -> str:
+        """The line printed every few rounds, after round ``rnd``."""
+
+
+@dataclass
+class Results(Tally):
+    kinds = FAILURES
+    width = 38
+
+    library: str = ""
+    writer_kills: int = 0
+    reader_kills: int = 0
+    writer_errors: Counter = field(default_factory=Counter)
+    reader_errors: Counter = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return self._json(
+            {"library": self.library, "kills": self.kills, "writer_kills": self.writer_kills,
+             "reader_kills": self.reader_kills},
+            {"kills_landed_inside": dict(self.kill_phase.most_common()),
+             "writer_tve_errors": dict(self.writer_errors.most_common()),
+             "reader_tve_errors": dict(self.reader_errors.most_common())},
+        )
+
+    def summary(self) -> str:
+        return self._summary(
+            [f"kill campaign  seed={self.seed}  kills={self.kills} (writer {self.writer_kills}, "
+             f"reader {self.reader_kills})  rounds={self.rounds}  stores={self.stores}  "
+             f"time={self.elapsed:.0f}s ({self.per_100_kills:.1f}s per 100 kills)",
+             f"library: {self.library}"],
+            ["activity: " + ", ".join(f"{k}={v}" for k, v in sorted(self.info.items())),
+             "kills landed inside: " + ", ".join(f"{k}={v}" for k, v in self.kill_phase.most_common()),
+             "writer TenantVecErrors (not acknowledged): "
+             + ", ".join(f"{k}={v}" for k, v in self.writer_errors.most_common()),
+             "reader TenantVecErrors: " + ", ".join(f"{k}={v}" for k, v in self.reader_errors.most_common())],
+        )
+
+    def progress(self, rnd: int) -> str:
+        return (f"round {rnd:4d}  kills {self.kills:5d}  failures {sum(self.failures.values()):4d} "
+                f"{dict(self.failed())}  {self.elapsed:.0f}s")
 
 
 def _read_lines(path: Path) -> list[list]:
@@ -1049,6 +1100,10 @@ class Campaign:
             self.scripts[name] = p
         self.root: Path | None = None
         self._new_store()
+
+    def close(self) -> None:
+        """Stop the fork server (every child was waited for by its round)."""
+        self.server.close()
 
     # ------------------------------------------------------------------ store state
     def _new_store(self) -> None:
@@ -1550,6 +1605,49 @@ def _show(poss: frozenset) -> str:
 
 
 # ---------------------------------------------------------------------------- driver
+class Rounds(Protocol):
+    """A campaign ``drive`` can run: ``round()`` runs one round (counting its kills in ``res``)."""
+
+    res: Tally
+    rnd: int
+
+    def round(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Rounds)
+
+
+def drive(make: Callable[[Path], R], kills: int, workdir: str | os.PathLike[str] | None, *, prefix: str,
+          keep: bool, quiet: bool, every: int) -> R:
+    """Make a campaign in ``workdir`` (created if missing; default: a new temporary directory
+    named ``prefix*``, removed at the end unless ``keep``) and run rounds until ``kills``
+    SIGKILLs were delivered, printing progress every ``every`` rounds unless ``quiet``;
+    returns the closed campaign, its ``res.elapsed`` set."""
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.mkdtemp(prefix=prefix)
+        workdir = tmp
+    try:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        camp = make(Path(workdir))
+        t0 = time.monotonic()
+        try:
+            while camp.res.kills < kills:
+                camp.round()
+                camp.res.elapsed = time.monotonic() - t0
+                if not quiet and camp.rnd % every == 0:
+                    print(camp.res.progress(camp.rnd), flush=True)
+        finally:
+            camp.res.elapsed = time.monotonic() - t0
+            camp.close()
+    finally:
+        if tmp is not None and not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return camp
+
+
 def run_campaign(kills: int, seed: int, workdir: str | os.PathLike[str] | None = None, *,
                  store_rounds: int = 50, quiet: bool = False, keep: bool = False,
                  lib: str | os.PathLike[str] = REPO_ROOT, kill_modes: dict[str, float] | None = None) -> Results:
@@ -1558,59 +1656,65 @@ def run_campaign(kills: int, seed: int, workdir: str | os.PathLike[str] | None =
     ``lib``: directory holding the ``tenantvec`` package the children run (default: this
     checkout), e.g. ``git archive <rev> tenantvec | tar -x -C /tmp/lib-rev``; ``kill_modes``:
     weights of the round kinds (default ``KILL_MODES``)."""
-    tmp = None
-    if workdir is None:
-        tmp = tempfile.mkdtemp(prefix="tenantvec-kills-")
-        workdir = tmp
-    camp = Campaign(Path(workdir), seed, store_rounds=store_rounds, quiet=quiet, lib=Path(lib), kill_modes=kill_modes)
-    t0 = time.monotonic()
-    try:
-        while camp.res.kills < kills:
-            camp.round()
-            camp.res.library = camp.server.library
-            camp.res.elapsed = time.monotonic() - t0
-            if not quiet and camp.rnd % 10 == 0:
-                r = camp.res
-                print(f"round {camp.rnd:4d}  kills {r.kills:5d}  failures {sum(r.failures.values()):4d} "
-                      f"{dict(r.failed())}  {r.elapsed:.0f}s", flush=True)
-    finally:
-        camp.res.elapsed = time.monotonic() - t0
-        camp.server.close()
-        if tmp is not None and not keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    camp = drive(lambda wd: Campaign(wd, seed, store_rounds=store_rounds, quiet=quiet, lib=Path(lib),
+                                     kill_modes=kill_modes),
+                 kills, workdir, prefix="tenantvec-kills-", keep=keep, quiet=quiet, every=10)
+    camp.res.library = camp.server.library
     return camp.res
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--kills", type=int, default=1000, help="SIGKILLs to deliver (writer and reader processes)")
+def campaign_parser(doc: str, *, kills_help: str, out: str, store_rounds: int) -> argparse.ArgumentParser:
+    """The command line both kill tools share: ``--kills``, ``--seed``, ``--out``, ``--workdir``
+    and ``--store-rounds``; ``parse_campaign_args`` adds ``--modes`` and ``--quiet``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kills", type=int, default=1000, help=kills_help)
     ap.add_argument("--seed", type=int, default=None, help="campaign seed (default: random, printed)")
-    ap.add_argument("--out", default="kill_campaign.json", help="where to write the JSON results")
+    ap.add_argument("--out", default=out, help="where to write the JSON results")
     ap.add_argument("--workdir", default=None, help="keep stores and logs here (default: a temp dir, removed)")
-    ap.add_argument("--store-rounds", type=int, default=50, help="rounds on one store before a fresh one")
-    ap.add_argument("--lib", default=str(REPO_ROOT),
-                    help="directory holding the tenantvec package to test (default: this checkout)")
-    ap.add_argument("--modes", default=None,
-                    help="weights of the round kinds, e.g. massacre=1 or all=1,storm=1 (default: "
-                    + ",".join(f"{k}={v}" for k, v in KILL_MODES.items()) + ")")
+    ap.add_argument("--store-rounds", type=int, default=store_rounds, help="rounds on one store before a fresh one")
+    return ap
+
+
+def parse_campaign_args(ap: argparse.ArgumentParser, argv: list[str] | None, *, kill_modes: dict[str, float],
+                        modes_help: str, noun: str) -> tuple[argparse.Namespace, dict[str, float] | None, int]:
+    """Add ``--modes`` (weights of ``kill_modes``, called ``noun`` in its error) and ``--quiet``
+    to ``ap`` and parse ``argv``; returns the arguments, the modes given (or None) and the
+    seed (``--seed``, or a random one)."""
+    ap.add_argument("--modes", default=None, help=f"{modes_help} (default: "
+                    + ",".join(f"{k}={v}" for k, v in kill_modes.items()) + ")")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
     modes = None
     if args.modes:
         modes = {k: float(v) for k, v in (item.split("=") for item in args.modes.split(","))}
-        if not set(modes) <= set(KILL_MODES):
-            ap.error(f"--modes: kinds are {', '.join(KILL_MODES)}")
+        if not set(modes) <= set(kill_modes):
+            ap.error(f"--modes: {noun} are {', '.join(kill_modes)}")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    return args, modes, seed
+
+
+def write_results(res: Tally, out: str) -> int:
+    """Write ``res`` to ``out`` as JSON and print its summary; returns the exit status (1 if
+    anything failed)."""
+    Path(out).write_text(json.dumps(res.to_json(), indent=2, default=str) + "\n")
+    print()
+    print(res.summary())
+    print(f"\nresults written to {out}")
+    return 1 if res.failed() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = campaign_parser(__doc__, kills_help="SIGKILLs to deliver (writer and reader processes)",
+                         out="kill_campaign.json", store_rounds=50)
+    ap.add_argument("--lib", default=str(REPO_ROOT),
+                    help="directory holding the tenantvec package to test (default: this checkout)")
+    args, modes, seed = parse_campaign_args(ap, argv, kill_modes=KILL_MODES, noun="kinds",
+                                            modes_help="weights of the round kinds, e.g. massacre=1 or all=1,storm=1")
     lib = Path(args.lib).resolve()
     print(f"kill campaign: {args.kills} kills, seed {seed}, library {lib}", flush=True)
     res = run_campaign(args.kills, seed, args.workdir, store_rounds=args.store_rounds, quiet=args.quiet,
                        keep=args.workdir is not None, lib=lib, kill_modes=modes)
-    Path(args.out).write_text(json.dumps(res.to_json(), indent=2) + "\n")
-    print()
-    print(res.summary())
-    print(f"\nresults written to {args.out}")
-    return 1 if res.failed() else 0
+    return write_results(res, args.out)
 
 
 if __name__ == "__main__":
