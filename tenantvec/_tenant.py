@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from ._aio import twin
 from .errors import TenantNotFound
 
 if TYPE_CHECKING:
@@ -312,6 +313,20 @@ class Tenant:
         """
         with self._call() as shard, shard.view() as view:
             yield view
+
+    # Async twins (``await tenant.aquery(v)``): each runs its sync call in a worker thread of
+    # the event loop's default executor (see tenantvec._aio). Not twinned: transaction() and
+    # reading() (blocks of sync calls; do not await this tenant's twins inside them: the
+    # twin's thread would wait for the lock the block holds) and the wm_* hooks.
+    aadd = twin(add)
+    aupsert = twin(upsert)
+    aquery = twin(query)
+    aget = twin(get)
+    adelete = twin(delete)
+    acount = twin(count)
+    ainfo = twin(info)
+    aflush = twin(flush)
+    acompact = twin(compact)
 
 
 class _Call:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from .. import _audit
+from .._aio import twin
 from .._audit import AuditEntry
 from .._validate import check_k
 from ..embedders import check_fingerprint, fingerprint
@@ -572,6 +573,24 @@ class TenantMemory:
             self._audit(tx, "reembed", counts={"memories": len(recs)}, reason=f"{self._fp[0]} -> {fp[0]}")
         self._emb, self._fp, self._fp_raw = embedder, fp, raw
         return len(recs)
+
+    # Async twins (``await tm.arecall(q)``): each runs its sync call, embedder included, in a
+    # worker thread of the event loop's default executor (see tenantvec._aio).
+    aremember = twin(remember)
+    aremember_many = twin(remember_many)
+    aget = twin(get)
+    acount = twin(count)
+    arecall = twin(recall)
+    asupersede = twin(supersede)
+    ahistory = twin(history)
+    aforget = twin(forget)
+    aaudit = twin(audit)
+    asession = twin(session)
+    asessions = twin(sessions)
+    asweep = twin(sweep)
+    acompact = twin(compact)
+    aconsolidate = twin(consolidate)
+    areembed = twin(reembed)
 
 
 # ---------------------------------------------------------------------------- reads without an embedder
