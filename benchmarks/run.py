@@ -26,7 +26,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import cold, filtered, ingest, memory, query, scale
+from benchmarks import cold, filtered, ingest, langgraph, memory, query, scale
 from benchmarks.common import (
     BENCH_DIR,
     FULL,
@@ -49,6 +49,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "scale": scale.run,
     "filtered": filtered.run,
     "memory": memory.run,
+    "langgraph": langgraph.run,
 }
 
 
