@@ -182,6 +182,9 @@ class ShardManager:
 
     def _select_victims_locked(self) -> list[tuple[str, Shard, threading.Event]]:
         total = self._memory
+        if len(self._hot) <= 1 or (len(self._hot) <= self.max_hot and total <= self.memory_budget):
+            self._over_limits = False  # the common case, in O(1): nothing to evict
+            return []
         victims = []
         for tid, shard in list(self._hot.items()):
             if len(self._hot) <= 1 or (len(self._hot) <= self.max_hot and total <= self.memory_budget):
