@@ -3,7 +3,9 @@
 Sections: query (hot latency + recall), cold (fresh-process open + first query), ingest
 (durable small batches, bulk), scale (many tenants under a memory budget), filtered
 (filtered queries at several selectivities, metadata write cost), memory (agent-memory
-working memory vs a local Redis, recall overhead over Tenant.query, embed time). Every
+working memory vs a local Redis, recall overhead over Tenant.query, embed time), tenants
+(hundreds of small tenants: first-touch and steady-state queries, cold opens with the page
+cache warm and dropped, disk and memory per record). Every
 section compares tenantvec with a baseline (raw hnswlib, numpy, Redis) on the same data in
 the same run and reports ratios. Tables go to stdout and to ``benchmarks/RESULTS.md``.
 """
@@ -26,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import cold, filtered, ingest, langgraph, memory, query, scale
+from benchmarks import cold, filtered, ingest, langgraph, memory, query, scale, tenants
 from benchmarks.common import (
     BENCH_DIR,
     FULL,
@@ -50,6 +52,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "filtered": filtered.run,
     "memory": memory.run,
     "langgraph": langgraph.run,
+    "tenants": tenants.run,
 }
 
 
