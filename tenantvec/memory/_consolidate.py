@@ -22,6 +22,7 @@ from ..errors import ConsolidationError, InvalidArgument, SessionExpired, Sessio
 from . import _working
 from ._items import (
     CONFIDENCE,
+    ITEM_KEYS,
     KIND,
     LAST_SEEN,
     REINFORCED,
@@ -180,8 +181,7 @@ def _distilled(tm: TenantMemory, sid: str, notes: list[Note], distill: Callable[
     return fields
 
 
-_ITEM_KEYS: Final = frozenset({"text", "kind", "source", "confidence", "metadata", "valid_from", "valid_until",
-                               "ttl"})
+_ITEM_KEYS: Final = ITEM_KEYS - {"session"}  # the session is the stamp, popped before this check
 
 
 def _plan(tm: TenantMemory, steps: Steps, fields: list[Fields], dedupe: float | None, now: float) -> _Plan:

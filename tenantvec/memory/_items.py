@@ -35,6 +35,9 @@ SUPERSEDES, SUPERSEDED_BY = "mem:supersedes", "mem:superseded_by"
 REINFORCED, LAST_SEEN = "mem:reinforced", "mem:last_seen"
 
 MAX_TEXT_CHARS: Final = 32_768
+ITEM_KEYS: Final = frozenset({"text", "kind", "source", "confidence", "metadata", "session", "valid_from",
+                              "valid_until", "ttl"})
+"""The keys of a memory given as a mapping (``remember_many``, a ``distill`` output item)."""
 
 Clock = Any  # a zero-argument callable returning unix seconds (``time.time``)
 TimeLike = float | int | datetime

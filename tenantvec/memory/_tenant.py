@@ -34,6 +34,7 @@ from ._items import (
     CONFIDENCE,
     CREATED,
     EXPIRES,
+    ITEM_KEYS,
     KIND,
     KINDS,
     LAST_SEEN,
@@ -204,10 +205,10 @@ class TenantMemory:
                                  "confidence": item.confidence, "metadata": item.metadata, "session": item.session}
         elif isinstance(item, Mapping):
             d = dict(item)
-            unknown = set(d) - _ITEM_KEYS
+            unknown = set(d) - ITEM_KEYS
             if unknown or "text" not in d:
                 raise InvalidArgument(f"tenant {self.id!r}: memory {i} needs 'text' and may have "
-                                      f"{sorted(_ITEM_KEYS - {'text'})}; got keys {sorted(d)}", tenant=self.id)
+                                      f"{sorted(ITEM_KEYS - {'text'})}; got keys {sorted(d)}", tenant=self.id)
         else:
             raise InvalidArgument(f"tenant {self.id!r}: memory {i} must be a Note or a mapping, got "
                                   f"{type(item).__name__}", tenant=self.id)
@@ -637,10 +638,6 @@ def read_audit(tenant: Tenant, *, since: float | None = None, until: float | Non
 def _count(tenant: Tenant, kinds: list[str], now: float, include_superseded: bool) -> int:
     return tenant.count({"$and": [{KIND: {"$in": kinds}},
                                   *visible(now, now, include_superseded=include_superseded, as_of=False)]})
-
-
-_ITEM_KEYS: Final = frozenset({"text", "kind", "source", "confidence", "metadata", "session", "valid_from",
-                               "valid_until", "ttl"})
 
 
 def _default(value: Any, default: Any) -> Any:
