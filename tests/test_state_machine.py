@@ -29,7 +29,6 @@ from hypothesis.stateful import (
 from oracles import ref_match, search
 
 import tenantvec
-from tenantvec._engine.hotrecs import stored_bytes
 
 THRESHOLD = 12  # small, so tenants cross from exact search to HNSW within a run
 HNSW = tenantvec.HnswParams(m=16, ef_construction=200, ef=96)
@@ -356,7 +355,7 @@ class StoreMachine(RuleBasedStateMachine):
             return
         hot = self.store._manager.hot()
         for shard in hot.values():
-            assert shard._hot.nbytes == sum(map(stored_bytes, shard._hot._recs.values()))
+            assert shard._hot.nbytes == sum(entry[3] for entry in shard._hot._recs.values())
         assert self.store.stats().memory_bytes == sum(s.memory_bytes for s in hot.values())
 
     @invariant()
@@ -384,10 +383,7 @@ class StoreMachine(RuleBasedStateMachine):
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-def test_state_machine(tmp_path, monkeypatch):
-    # Hot records read 5 per query: most steps run while a tenant's in-memory copy is
-    # still partial (hits past it come from LMDB), the rest once it is complete.
-    monkeypatch.setattr(tenantvec._engine.hotrecs, "CHUNK", 5)
+def test_state_machine(tmp_path):
     StoreMachine.base_dir = tmp_path
     run_state_machine_as_test(
         StoreMachine,

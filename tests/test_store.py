@@ -545,18 +545,20 @@ def test_hits_are_fresh_copies(acme):
 
 @pytest.mark.parametrize("threshold", [2048, 8])
 def test_in_memory_records_follow_writes_and_are_counted(root, threshold):
-    """Hot records in memory: built by the first query, kept current by add, upsert and
-    delete, and counted in the tenant's memory (so in memory_budget)."""
+    """Hot records in memory: put there by the writes (the first query reads nothing),
+    kept current by add, upsert and delete, and counted in the tenant's memory (so in
+    memory_budget)."""
     rng = np.random.default_rng(3)
     with tenantvec.Store(root, dim=DIM, hnsw_threshold=threshold) as store:
         t = store.create_tenant("m")
+        empty = t.info().memory_bytes
         vecs = rng.normal(size=(20, DIM)).astype(np.float32)
         t.add(vecs, ids=[f"r{i}" for i in range(20)], documents=["x" * 2000] * 20)
         assert t.info().index_kind == ("hnsw" if threshold == 8 else "exact")
-        cold = t.info().memory_bytes
-        assert {h.document for h in t.query(vecs[0], k=20)} == {"x" * 2000}
         warm = t.info().memory_bytes
-        assert warm - cold >= 20 * 2000
+        assert warm - empty >= 20 * 2000
+        assert {h.document for h in t.query(vecs[0], k=20)} == {"x" * 2000}
+        assert t.info().memory_bytes == warm  # every hit was in memory already
         t.upsert(vecs[:2], ids=["r0", "r1"], documents=["new", None], metadata=[{"v": 2}, None])
         t.add(vecs[2:3], ids=["late"], metadata=[{"v": 3}])
         assert t.delete(ids=["r5", "r6"]) == 2

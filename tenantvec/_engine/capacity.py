@@ -67,12 +67,8 @@ EXACT_DICT_BYTES = 100
 #: HNSW tenants add an int8 copy of each vector plus two float32s (scale, squared norm).
 #: Built on a tenant's first filtered call.
 FILTER_BYTES_PER_FIELD = 13
-#: A hot shard keeps its records in memory (tenantvec._engine.hotrecs counts them): packed, or
-#: decoded once a query returns them (id and document strings, the metadata dict with its
-#: keys and values, the entry tuple), plus this much for the dict slot and the int label
-#: key (tracemalloc: 54-61 bytes).
-HOT_SLOT_BYTES = 56
-#: ``tenantvec plan``'s estimate of a decoded record from its msgpack bytes: those bytes,
+#: A hot shard keeps records decoded in memory (tenantvec._engine.hotrecs), counted by this
+#: estimate from their msgpack bytes (and ``tenantvec plan`` uses it too): those bytes,
 #: the metadata dict itself, this much per record (string headers, entry tuple, slot, less
 #: the packed timestamps) and PLAN_DECODED_FIELD_BYTES per metadata field (key and value
 #: object headers beyond their packed bytes). Fitted to the counted size of the measured
@@ -206,7 +202,6 @@ def plan_capacity(
         "hnsw_bytes_per_element": round(hnsw_memory_estimate(dim, m, 1_000_000) / 1_000_000 - HNSW_FIXED_BYTES / 1e6, 1),
         "exact_bytes_per_record": 4 * dim + 8 + (4 if metric == "l2" else 0) + EXACT_DICT_BYTES,
         "FILTER_BYTES_PER_FIELD": FILTER_BYTES_PER_FIELD,
-        "HOT_SLOT_BYTES": HOT_SLOT_BYTES,
         "PLAN_DECODED_RECORD_BYTES": PLAN_DECODED_RECORD_BYTES,
         "PLAN_DECODED_FIELD_BYTES": PLAN_DECODED_FIELD_BYTES,
         "m": m,

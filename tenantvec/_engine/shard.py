@@ -272,7 +272,7 @@ class Shard(WorkingMemoryCalls):
         self.index = self.build_index(self.kind, *self.read_all_vectors(txn))
         self._loaded_seq = self._seq
         self.filters.drop()
-        self._hot = HotRecords(self.tenant_id)  # read again from LMDB by the next queries
+        self._hot = HotRecords(self.tenant_id, keep=self._hot.keep)  # read again from LMDB by the next queries
         self.memory_changed = True
 
     def _open_snapshot(self, path: str, deleted: np.ndarray) -> HnswIndex:
@@ -452,7 +452,7 @@ class Shard(WorkingMemoryCalls):
         for i, (labels, vecs, recs, packed, removed) in enumerate(st.changes):
             upgrade = st.upgraded and i == last  # a switch to HNSW builds from LMDB's vectors once, after the last change
             self._hot.forget(removed)
-            self._hot.remember(labels.tolist(), packed)
+            self._hot.remember(labels.tolist(), recs, packed)
             if self.filters.columns is not None:  # no call on a put without payload columns
                 self.filters.update(labels, vecs, recs, removed, upgrade)
             try:
@@ -599,10 +599,9 @@ class Shard(WorkingMemoryCalls):
             hot = self._hot
             before = hot.nbytes
             try:
-                get = hot.getter(self.read_txn, self._dbs.recs)
-                out = [hot.hits(get, labels, dists) for labels, dists in rows]
+                out = [hot.hits(self.read_txn, self._dbs.recs, labels, dists) for labels, dists in rows]
             finally:
-                if hot.nbytes != before:  # a chunk read or records decoded: re-count (after, not before)
+                if hot.nbytes != before:  # records read and kept: re-count (after, not before)
                     self.memory_changed = True
         finally:
             self._lock.release_read()

@@ -216,9 +216,5 @@ def replay(txn: lmdb.Transaction[bytes], dbs: Databases, ops: list[Op], index: E
             if raw is not None:  # absent: deleted by a later operation
                 keep.append(lab)
                 raws.append(raw)
-        if keep:
+        if keep:  # their records are read from LMDB by the queries that return them
             index.add(np.asarray(keep, dtype=np.int64), vectors(txn, keep, raws))
-            if hot.complete:  # otherwise the next chunks read these records
-                recs = [(lab, get(pack_label(lab), db=dbs.recs)) for lab in keep]
-                found = [(lab, rec) for lab, rec in recs if rec is not None]  # a record lost: no hit
-                hot.remember([lab for lab, _ in found], [rec for _, rec in found])
